@@ -1,0 +1,27 @@
+"""Install tfcomp: `pip install -e .` (the Makefile does this inside .venv)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tfcomp",
+    version="0.1.0",
+    description="Learned image compression and compression-artifact reduction in TensorFlow/Keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["tfcomp", "tfcomp.*"]),
+    package_data={"tfcomp": ["weights/*.weights.h5"]},
+    install_requires=[
+        "tensorflow==2.14.1",
+        "tensorflow-compression==2.14.1",
+        "tensorflow-addons==0.23.0",
+        "numpy==1.26.4",
+        "scipy==1.11.4",
+        "Pillow==10.4.0",
+        "matplotlib==3.8.4",
+        "scikit-image==0.22.0",
+        "tqdm==4.66.5",
+    ],
+    extras_require={"test": ["pytest==8.3.3"]},
+    entry_points={"console_scripts": ["tfcomp=tfcomp.cli:main"]},
+)

@@ -1,0 +1,182 @@
+"""Tests for the artifact-removal CNN (tfcomp.models.restorer) and the model registry."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcomp import models
+from tfcomp.errors import InputError
+from tfcomp.models.restorer import DEFAULT_WIDTHS, build_restorer, receptive_radius
+
+TINY = (4, 4, 4, 4)
+
+
+@pytest.fixture(scope="module")
+def full_model():
+    return build_restorer()
+
+
+def _prelus(model):
+    return [layer for layer in model.layers if isinstance(layer, tf.keras.layers.PReLU)]
+
+
+def test_parameter_count(full_model):
+    assert DEFAULT_WIDTHS == (128, 64, 32, 16)
+    assert full_model.count_params() == 313_066
+    assert sum(int(np.prod(w.shape)) for w in full_model.trainable_weights) == 313_066
+    assert not full_model.non_trainable_weights
+
+
+def test_prelu_has_one_parameter_each(full_model):
+    prelus = _prelus(full_model)
+    assert len(prelus) == 7
+    for layer in prelus:
+        assert layer.count_params() == 1, layer.name
+
+
+def test_gray_parameter_count():
+    # Only the first conv (3x3x1 instead of 3x3x3 input) and the output conv (5x5x16x1) shrink.
+    model = build_restorer(channels=1)
+    assert model.count_params() == 313_066 - 2 * 9 * 128 - (2 * 25 * 16 + 2)
+
+
+@pytest.mark.parametrize("shape", [(1, 17, 23, 3), (2, 8, 8, 3), (1, 1, 1, 3), (1, 5, 40, 3)])
+def test_output_shape_equals_input_shape(full_model, shape):
+    x = tf.random.stateless_uniform(shape, seed=(1, 2))
+    y = full_model(x)
+    assert y.shape == shape
+    assert y.dtype == tf.float32
+    assert np.all(np.isfinite(y.numpy()))
+
+
+def test_gray_variant():
+    model = build_restorer(channels=1, widths=TINY)
+    assert model.input_shape == (None, None, None, 1)
+    x = tf.random.stateless_uniform((1, 17, 23, 1), seed=(3, 4))
+    assert model(x).shape == (1, 17, 23, 1)
+
+
+@pytest.mark.parametrize("channels", [0, 2, 4])
+def test_bad_channels(channels):
+    with pytest.raises(ValueError):
+        build_restorer(channels=channels)
+
+
+@pytest.mark.parametrize("widths", [(4, 4, 4), (4, 4, 4, 4, 4), (4, 0, 4, 4), (4, 4, -1, 4), ()])
+def test_bad_widths(widths):
+    with pytest.raises(ValueError):
+        build_restorer(widths=widths)
+
+
+def test_receptive_radius():
+    """An impulse in the input changes outputs only within receptive_radius() pixels."""
+    r = receptive_radius()
+    assert r == 8
+    model = build_restorer(widths=TINY)
+    # Fixed weights with leaky slopes, so no path is dead and the footprint reaches r exactly.
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.PReLU):
+            layer.set_weights([np.full(layer.get_weights()[0].shape, 0.25, np.float32)])
+        elif layer.weights:
+            layer.set_weights([rng.normal(0.0, 0.3, w.shape).astype(np.float32)
+                               for w in layer.get_weights()])
+    size = 2 * r + 9
+    c = size // 2
+    base = tf.random.stateless_uniform((1, size, size, 3), seed=(5, 6))
+    bumped = tf.tensor_scatter_nd_add(base, [[0, c, c, 0]], [1.0])
+    diff = np.abs((model(bumped) - model(base)).numpy()).max(axis=(0, 3))
+    ys, xs = np.nonzero(diff > 0)
+    assert len(ys) > 0
+    assert np.abs(ys - c).max() == r and np.abs(xs - c).max() == r
+
+
+def test_save_load_weights_round_trip(tmp_path):
+    model = build_restorer(widths=TINY)
+    # Non-default PReLU slopes so that they are checked too.
+    for layer in _prelus(model):
+        layer.set_weights([np.full(layer.get_weights()[0].shape, 0.25, np.float32)])
+    x = tf.random.stateless_uniform((1, 17, 23, 3), seed=(7, 8))
+    expected = model(x).numpy()
+    path = os.fspath(tmp_path / "tiny.weights.h5")
+    model.save_weights(path)
+    assert os.path.isfile(path)
+    fresh = build_restorer(widths=TINY)
+    assert not np.array_equal(fresh(x).numpy(), expected)
+    fresh.load_weights(path)
+    np.testing.assert_array_equal(fresh(x).numpy(), expected)
+
+
+# -- registry ----------------------------------------------------------------------------
+
+def test_registry_specs():
+    assert "restorer-blind" in models.model_names()
+    assert "restorer-blind" in models.model_names(kind="restorer")
+    spec = models.get_spec("restorer-blind")
+    assert spec.kind == "restorer"
+    assert spec.weights.endswith(".weights.h5")
+    assert spec.quality_min <= spec.quality_default <= spec.quality_max
+    d = spec.describe()
+    assert {"name", "kind", "quality", "qualities", "weights"} <= set(d)
+    assert d["name"] == "restorer-blind"
+    assert set(d["quality"]) == {"min", "max", "default"}
+    assert d["qualities"] == list(range(spec.quality_min, spec.quality_max + 1))
+    assert isinstance(d["weights"], bool)
+
+
+def test_registry_spec_builds_the_full_network():
+    assert models.get_spec("restorer-blind").build().count_params() == 313_066
+
+
+def test_unknown_model():
+    with pytest.raises(InputError):
+        models.get_spec("no-such-model")
+    with pytest.raises(InputError):
+        models.load_model("no-such-model")
+
+
+def test_register_duplicate_name():
+    with pytest.raises(ValueError):
+        models.register(models.get_spec("restorer-blind"))
+
+
+def test_load_model_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "WEIGHTS_DIR", os.fspath(tmp_path))
+    monkeypatch.setattr(models, "_LOADED", {})
+    spec = models.get_spec("restorer-blind")
+    assert not spec.weights_present
+    with pytest.raises(InputError) as info:
+        models.load_model("restorer-blind")
+    message = str(info.value)
+    assert spec.trained_with in message
+    assert "train" in message
+    assert os.fspath(tmp_path / spec.weights) in message
+
+
+def test_load_model_missing_weights_custom_spec(monkeypatch):
+    spec = models.ModelSpec(
+        name="test-tiny-restorer", kind="restorer", description="test",
+        builder="tfcomp.models.restorer:build_restorer", builder_kwargs={"widths": TINY},
+        weights="does-not-exist.weights.h5", trained_with="python train_tiny.py")
+    monkeypatch.setitem(models._REGISTRY, spec.name, spec)
+    with pytest.raises(InputError, match="train_tiny.py"):
+        models.load_model(spec.name)
+
+
+def test_load_model_loads_installed_weights(tmp_path, monkeypatch):
+    spec = models.ModelSpec(
+        name="test-tiny-restorer", kind="restorer", description="test",
+        builder="tfcomp.models.restorer:build_restorer", builder_kwargs={"widths": TINY},
+        weights="tiny.weights.h5", trained_with="python train_tiny.py")
+    monkeypatch.setitem(models._REGISTRY, spec.name, spec)
+    monkeypatch.setattr(models, "WEIGHTS_DIR", os.fspath(tmp_path))
+    monkeypatch.setattr(models, "_LOADED", {})
+    trained = spec.build()
+    x = tf.random.stateless_uniform((1, 9, 11, 3), seed=(9, 10))
+    trained.save_weights(spec.weights_path)
+    assert spec.weights_present
+    loaded = models.load_model(spec.name)
+    np.testing.assert_array_equal(loaded(x).numpy(), trained(x).numpy())
+    assert models.load_model(spec.name) is loaded  # cached per process

@@ -1,0 +1,105 @@
+"""Benchmarks: restorer throughput and FLOPs, codec encode/decode times (tables, not tests)."""
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+__all__ = ["conv_flops_per_pixel", "time_call", "bench_codecs", "bench_restorer", "main"]
+
+
+def conv_flops_per_pixel(model):
+    """Multiply-adds x2 (+ bias and PReLU) per output pixel of a stride-1 conv model."""
+    import tensorflow as tf
+    flops = 0
+    for layer in model.layers:
+        if isinstance(layer, tf.keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            flops += 2 * kh * kw * cin * cout + cout
+        elif isinstance(layer, tf.keras.layers.PReLU):
+            flops += 2 * layer.output.shape[-1]
+    return flops
+
+
+def time_call(fn, repeat=5, warmup=1):
+    """Median wall time of fn() over `repeat` runs, after `warmup` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def test_image(width=768, height=512):
+    """A natural photo (scikit-image's astronaut) resized to width x height."""
+    from PIL import Image
+    from skimage import data
+    return np.asarray(Image.fromarray(data.astronaut()).resize((width, height), Image.BICUBIC))
+
+
+def bench_codecs(image, repeat=5):
+    """Rows (codec, quality, bytes, bpp, encode s, decode s) at each codec's default quality."""
+    from .codecs import codec_names, get_codec
+    rows = []
+    for name in codec_names():
+        codec = get_codec(name)
+        if codec.kind != "classical" or not codec.weights_present:
+            continue
+        q = codec.quality_default
+        data = codec.encode(image, q)
+        enc = time_call(lambda: codec.encode(image, q), repeat)
+        dec = time_call(lambda: codec.decode(data), repeat)
+        rows.append((name, q, len(data), 8 * len(data) / image[..., 0].size, enc, dec))
+    return rows
+
+
+def bench_restorer(model, sizes=((1, 512, 512), (8, 256, 256), (32, 128, 128)), repeat=3):
+    """Rows (batch, HxW, seconds per call, megapixels/s) for the restorer in a tf.function."""
+    import tensorflow as tf
+    fn = tf.function(lambda x: model(x, training=False))
+    rows = []
+    for b, h, w in sizes:
+        x = tf.random.uniform((b, h, w, model.input_shape[-1]))
+        s = time_call(lambda: fn(x).numpy(), repeat)
+        rows.append((b, f"{h}x{w}", s, b * h * w / s / 1e6))
+    return rows
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    p = argparse.ArgumentParser(description="tfcomp benchmarks: prints tables (median of runs)")
+    p.add_argument("--repeat", type=int, default=5, help="timed runs per measurement")
+    p.add_argument("--model", default="restorer-blind", help="restorer to time")
+    args = p.parse_args(argv)
+    from .cli import format_table
+    from .models import get_spec, load_model
+
+    image = test_image()
+    rows = bench_codecs(image, args.repeat)
+    base = rows[0][4]
+    print(f"Codecs on a 768x512 photo (median of {args.repeat}; ratio = time / JPEG encode time "
+          "in this run)")
+    print(format_table(["codec", "q", "bytes", "bpp", "encode s", "decode s", "enc ratio",
+                        "dec ratio"], [r + (r[4] / base, r[5] / base) for r in rows]))
+    spec = get_spec(args.model)
+    model = load_model(args.model) if spec.weights_present else spec.build()
+    flops = conv_flops_per_pixel(model)
+    print(f"\nRestorer {args.model}: {model.count_params():,} parameters, "
+          f"{flops / 1e6:.3f} MFLOP per pixel ({flops / 2e3:.0f}k multiply-adds)")
+    rrows = bench_restorer(model, repeat=max(2, args.repeat // 2))
+    base = rrows[0][3]
+    print(format_table(["batch", "size", "s/call", "MP/s", "vs batch 1"],
+                       [r + (r[3] / base,) for r in rrows]))
+    jpeg_dec = rows[0][5]
+    print(f"\nRestoring the 768x512 photo takes about {0.393216 / base:.2f} s, "
+          f"{0.393216 / base / jpeg_dec:.0f}x the JPEG decode time.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

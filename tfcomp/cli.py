@@ -1,0 +1,283 @@
+"""The `tfcomp` command line: codecs, compress, decompress, restore, evaluate, plot, report, demo."""
+
+import argparse
+import json
+import os
+import sys
+
+from .errors import TfcompError
+
+__all__ = ["main", "build_parser"]
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def format_table(headers, rows):
+    """Plain-text table: text columns left-aligned, numbers right-aligned."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    left = [bool(rows) and isinstance(rows[0][i], str) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) if lft else c.rjust(w) for c, w, lft in zip(r, widths, left))
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"
+    return str(value)
+
+
+def _codec_options(args):
+    return {"chroma": args.chroma} if getattr(args, "chroma", None) else {}
+
+
+def _check_output(path):
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise TfcompError(f"output folder does not exist: {parent}")
+    if os.path.isdir(path):
+        raise TfcompError(f"output is a directory: {path}")
+
+
+def _write_json(path, obj):
+    from .imageio import write_bytes
+    write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+# -- subcommands -----------------------------------------------------------------------------
+def cmd_codecs(args):
+    from .codecs import describe_all
+    entries = describe_all()
+    if args.json:
+        print(json.dumps(entries, indent=1))
+        return 0
+    rows = [(e["name"], e["kind"], f"{e['quality']['min']}..{e['quality']['max']}",
+             e["quality"]["default"], "yes" if e["weights"] else "MISSING", e["description"])
+            for e in entries]
+    print(format_table(["name", "kind", "quality", "default", "ready", "description"], rows))
+    return 0
+
+
+def cmd_compress(args):
+    from .codecs import get_codec
+    from .imageio import read_image, write_bytes
+    codec = get_codec(args.codec, **_codec_options(args))
+    quality = codec.check_quality(args.quality)
+    _check_output(args.output)
+    image = read_image(args.input, mode="any")
+    data = codec.encode(image, quality)
+    write_bytes(args.output, data)
+    h, w = image.shape[:2]
+    print(f"{args.output}: {args.codec} q={quality}, {w}x{h}, {len(data)} bytes, "
+          f"{8 * len(data) / (h * w):.4f} bpp")
+    return 0
+
+
+def cmd_decompress(args):
+    from .codecs import codec_for_bytes, get_codec
+    from .errors import InputError
+    from .imageio import write_image
+    _check_output(args.output)
+    if not os.path.isfile(args.input):
+        raise InputError(f"{args.input}: no such file")
+    with open(args.input, "rb") as f:
+        data = f.read()
+    codec = get_codec(args.codec) if args.codec else codec_for_bytes(data)
+    image = codec.decode(data)
+    write_image(args.output, image[:, :, 0] if image.shape[2] == 1 else image)
+    print(f"{args.output}: decoded {codec.name}, {image.shape[1]}x{image.shape[0]}")
+    return 0
+
+
+def cmd_restore(args):
+    from .imageio import read_image, write_image
+    from .models import get_spec, load_model
+    from .restore import restore_array
+    spec = get_spec(args.model)
+    if spec.kind != "restorer":
+        raise TfcompError(f"model {args.model!r} is a {spec.kind} model, not a restorer")
+    _check_output(args.output)
+    image = read_image(args.input, mode="any")
+    restored = restore_array(load_model(args.model), image, tile=args.tile)
+    write_image(args.output, restored)
+    print(f"{args.output}: restored with {args.model}, {image.shape[1]}x{image.shape[0]}")
+    return 0
+
+
+def _print_restorer_table(result):
+    rows = [(p["quality"], p["bpp"], p["jpeg"]["psnr"], p["restored"]["psnr"], p["psnr_gain"],
+             p["jpeg"]["ssim"], p["restored"]["ssim"], p["jpeg"]["psnr_b"], p["restored"]["psnr_b"])
+            for p in result["points"]]
+    print(f"{result['restorer']} on {result['data']} ({result['protocol']}):")
+    print(format_table(["q", "bpp", "PSNR jpeg", "PSNR out", "gain", "SSIM jpeg", "SSIM out",
+                        "PSNR-B jpeg", "PSNR-B out"], rows))
+
+
+def cmd_evaluate(args):
+    from .evaluate import evaluate_codec, evaluate_restorer
+    from .plot import plot_codecs, plot_restorers
+    _check_output(args.json)
+    plot = args.plot or os.path.splitext(args.json)[0] + ".png"
+    _check_output(plot)
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+    if args.restorer:
+        from .models import get_spec
+        get_spec(args.restorer)
+        result = evaluate_restorer(args.restorer, args.data, args.quality or (10, 20, 30, 40),
+                                   gray=args.gray, out_dir=args.keep,
+                                   show_progress=not args.no_progress)
+        _print_restorer_table(result)
+        plot_restorers([result], plot)
+    else:
+        result = evaluate_codec(args.codec, args.data, args.quality, _codec_options(args),
+                                out_dir=args.keep, show_progress=not args.no_progress)
+        rows = [(p["quality"], p["bpp"], p["psnr"], p["ms_ssim"], p["ms_ssim_db"])
+                for p in result["points"]]
+        print(format_table(["quality", "bpp", "PSNR", "MS-SSIM", "MS-SSIM dB"], rows))
+        plot_codecs([result], plot)
+    _write_json(args.json, result)
+    print(f"wrote {args.json} and {plot}")
+    return 0
+
+
+def _read_results(paths):
+    from .errors import InputError
+    results = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                results.append(json.load(f))
+        except (OSError, ValueError) as e:
+            raise InputError(f"{path}: cannot read evaluation JSON ({e})") from None
+    kinds = {"restorer" in r for r in results if isinstance(r, dict)}
+    if len(kinds) != 1 or not all(isinstance(r, dict) and "points" in r for r in results):
+        raise InputError("give either codec results or restorer results from `tfcomp evaluate`")
+    return results
+
+
+def cmd_report(args):
+    from .report import codec_markdown, restorer_markdown
+    results = _read_results(args.results)
+    print(restorer_markdown(results) if "restorer" in results[0] else codec_markdown(results))
+    return 0
+
+
+def cmd_plot(args):
+    from .plot import bd_rate_table, plot_codecs, plot_restorers
+    results = _read_results(args.results)
+    _check_output(args.output)
+    if "restorer" in results[0]:
+        plot_restorers(results, args.output, args.title)
+    else:
+        plot_codecs(results, args.output, args.title)
+        if len(results) > 1:
+            rows = bd_rate_table(results, 0)
+            print(f"BD-rate against {rows[0]['anchor']} (negative = fewer bits):")
+            print(format_table(
+                ["codec", "BD-rate PSNR %", "PSNR overlap", "BD-rate MS-SSIM %", "MS-SSIM dB overlap"],
+                [(r["codec"], r["bd_rate_psnr"], _range(r["overlap_psnr"]), r["bd_rate_ms_ssim"],
+                  _range(r["overlap_ms_ssim_db"])) for r in rows]))
+            if args.bd_json:
+                _write_json(args.bd_json, rows)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _range(r):
+    return "-" if r is None else f"{r[0]:.2f}..{r[1]:.2f}"
+
+
+def cmd_demo(args):
+    from .demo import run_demo
+    return run_demo(args.out, args.model)
+
+
+# -- parser ----------------------------------------------------------------------------------
+def build_parser():
+    from . import __version__
+    p = argparse.ArgumentParser(prog="tfcomp", description=(
+        "Learned image compression and JPEG artifact removal in TensorFlow. "
+        "Run `tfcomp COMMAND --help` for each command."))
+    p.add_argument("--version", action="version", version=f"tfcomp {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    s = sub.add_parser("codecs", help="list codecs and models with their quality knobs")
+    s.add_argument("--json", action="store_true", help="machine-readable list")
+    s.set_defaults(func=cmd_codecs)
+
+    s = sub.add_parser("compress", help="compress an image into a file")
+    s.add_argument("input", help="any image Pillow reads")
+    s.add_argument("-o", "--output", required=True, help="compressed file to write")
+    s.add_argument("--codec", required=True, help="codec name (see `tfcomp codecs`)")
+    s.add_argument("--quality", type=int, help="the codec's quality knob (default: the codec's)")
+    s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg)")
+    s.set_defaults(func=cmd_compress)
+
+    s = sub.add_parser("decompress", help="decode a compressed file to PNG")
+    s.add_argument("input", help="compressed file")
+    s.add_argument("-o", "--output", required=True, help="image to write (.png, .bmp, .tif, .ppm)")
+    s.add_argument("--codec", help="codec name, for formats that cannot identify themselves")
+    s.set_defaults(func=cmd_decompress)
+
+    s = sub.add_parser("restore", help="remove JPEG artifacts from a decoded JPEG")
+    s.add_argument("input", help="a JPEG (or any decoded image)")
+    s.add_argument("-o", "--output", required=True, help="image to write (.png, ...)")
+    s.add_argument("--model", default="restorer-blind", help="restorer model (default %(default)s)")
+    s.add_argument("--tile", type=int, default=512, help="tile size for large images")
+    s.set_defaults(func=cmd_restore)
+
+    s = sub.add_parser("evaluate", help="rate-distortion evaluation over a folder of images")
+    what = s.add_mutually_exclusive_group(required=True)
+    what.add_argument("--codec", help="codec to sweep")
+    what.add_argument("--restorer", help="restorer model: JPEG at --quality, then the model")
+    s.add_argument("--data", required=True, help="folder or glob of images")
+    s.add_argument("--quality", type=int, nargs="+", help="qualities (default: the codec's sweep; "
+                   "restorers: 10 20 30 40)")
+    s.add_argument("--json", required=True, help="results JSON to write")
+    s.add_argument("--plot", help="RD plot PNG (default: next to the JSON)")
+    s.add_argument("--gray", action="store_true", help="restorers: gray/Y protocol")
+    s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg)")
+    s.add_argument("--keep", metavar="DIR", help="keep the compressed files and decoded PNGs here")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("plot", help="plot several evaluation JSONs together, with BD-rates")
+    s.add_argument("results", nargs="+", help="JSON files from `tfcomp evaluate` (first = anchor)")
+    s.add_argument("-o", "--output", required=True, help="PNG to write")
+    s.add_argument("--title", help="figure title")
+    s.add_argument("--bd-json", help="also write the BD-rate table as JSON")
+    s.set_defaults(func=cmd_plot)
+
+    s = sub.add_parser("report", help="markdown tables (README) from evaluation JSONs")
+    s.add_argument("results", nargs="+", help="JSON files from `tfcomp evaluate` (first = anchor)")
+    s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("demo", help="JPEG + restorer on sample photos shipped with scikit-image")
+    s.add_argument("--out", default="demo_out", help="report folder (default %(default)s)")
+    s.add_argument("--model", default="restorer-blind", help="restorer (default %(default)s)")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None):
+    """Entry point: returns the exit status (0 ok, 1 user error, 2 usage, 70 internal)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TfcompError as e:
+        print(f"tfcomp {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("tfcomp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not a user error: one line unless debugging
+        if os.environ.get("TFCOMP_DEBUG"):
+            raise
+        print(f"tfcomp {args.command}: internal error: {type(e).__name__}: {e} "
+              "(set TFCOMP_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 70

@@ -1,0 +1,112 @@
+"""Model registry: a model name -> its architecture, shipped weights and how they were trained."""
+
+import dataclasses
+import os
+
+from ..errors import InputError
+
+__all__ = ["ModelSpec", "register", "model_names", "get_spec", "load_model", "describe_all",
+           "WEIGHTS_DIR"]
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What the registry knows about one trained network."""
+
+    name: str
+    kind: str                      # "restorer", later "learned", "hiding", "semantic"
+    description: str
+    builder: str                   # "module:function" returning an uncompiled Keras model
+    builder_kwargs: dict
+    weights: str                   # file name under tfcomp/weights/
+    quality_min: int = 1
+    quality_max: int = 100
+    quality_default: int = 75
+    trained_with: str = ""         # the command that produced the weights
+
+    @property
+    def weights_path(self):
+        return os.path.join(WEIGHTS_DIR, self.weights)
+
+    @property
+    def weights_present(self):
+        return os.path.isfile(self.weights_path)
+
+    def build(self):
+        """The architecture with freshly initialised weights."""
+        import importlib
+        module, fn = self.builder.split(":")
+        return getattr(importlib.import_module(module), fn)(**self.builder_kwargs)
+
+    def describe(self):
+        return {"name": self.name, "kind": self.kind, "description": self.description,
+                "quality": {"min": self.quality_min, "max": self.quality_max,
+                            "default": self.quality_default},
+                "qualities": list(range(self.quality_min, self.quality_max + 1)),
+                "weights": self.weights_present}
+
+
+_REGISTRY = {}
+
+
+def register(spec):
+    """Adds a ModelSpec to the registry."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+
+
+def model_names(kind=None):
+    """Registered model names, optionally only those of one kind."""
+    return [n for n, s in _REGISTRY.items() if kind is None or s.kind == kind]
+
+
+def get_spec(name):
+    """The ModelSpec registered as `name`; InputError naming the known ones otherwise."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InputError(f"unknown model {name!r}; known models: {', '.join(_REGISTRY)}") from None
+
+
+_LOADED = {}
+
+
+def load_model(name):
+    """Builds the named model and loads its shipped weights (cached per process)."""
+    if name not in _LOADED:
+        spec = get_spec(name)
+        if not spec.weights_present:
+            raise InputError(f"model {name!r} has no weights installed (expected "
+                             f"{spec.weights_path}); train them with: {spec.trained_with}")
+        model = spec.build()
+        model.load_weights(spec.weights_path)
+        _LOADED[name] = model
+    return _LOADED[name]
+
+
+def describe_all():
+    return [s.describe() for s in _REGISTRY.values()]
+
+
+_RESTORER = "tfcomp.models.restorer:build_restorer"
+
+register(ModelSpec(
+    name="restorer-q10",
+    kind="restorer",
+    description="artifact-removal CNN (313,066 params), seed configuration trained at JPEG q10",
+    builder=_RESTORER, builder_kwargs={"channels": 3},
+    weights="restorer-q10.weights.h5",
+    quality_min=10, quality_max=10, quality_default=10,
+    trained_with="see README: training/train_restorer.py --quality 10"))
+
+register(ModelSpec(
+    name="restorer-blind",
+    kind="restorer",
+    description="artifact-removal CNN (313,066 params), quality-blind: trained over JPEG q10..90",
+    builder=_RESTORER, builder_kwargs={"channels": 3},
+    weights="restorer-blind.weights.h5",
+    quality_min=10, quality_max=90, quality_default=10,
+    trained_with="see README: training/train_restorer.py --quality-range 10 90"))

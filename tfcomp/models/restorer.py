@@ -1,0 +1,53 @@
+"""JPEG artifact-removal CNN: conv units of 3x3 / 1x1 / PReLU (methods.md section 2)."""
+
+import tensorflow as tf
+
+__all__ = ["build_restorer", "DEFAULT_WIDTHS", "receptive_radius"]
+
+#: Channel widths of the original 313,066-parameter network.
+DEFAULT_WIDTHS = (128, 64, 32, 16)
+
+
+def _conv(filters, size, name):
+    return tf.keras.layers.Conv2D(filters, size, padding="same", name=name)
+
+
+def _prelu(name):
+    # One scalar slope per layer, as in the original checkpoint (shared over H, W and C).
+    return tf.keras.layers.PReLU(shared_axes=[1, 2, 3], name=name)
+
+
+def build_restorer(channels=3, widths=DEFAULT_WIDTHS, name="restorer"):
+    """Returns the restorer as a functional Keras model on float images in [0, 1].
+
+    Args:
+      channels: 3 for RGB, 1 for the gray / Y-channel variant.
+      widths: (w1, w2, w3, w4) channel widths; the default is the original network.
+      name: the Keras model name.
+
+    The layout per width w in (w1, w2, w3): conv3x3(->w), conv1x1(w), PReLU, conv3x3(w),
+    PReLU; then conv1x1(->w4), PReLU; then a linear conv5x5 back to `channels`.
+    Stride 1, same padding, no global skip connection and no output clamp.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    widths = tuple(int(w) for w in widths)
+    if len(widths) != 4 or min(widths) < 1:
+        raise ValueError(f"widths must be four positive integers, got {widths}")
+    inputs = tf.keras.Input(shape=(None, None, channels), name="image")
+    x = inputs
+    for i, w in enumerate(widths[:3], start=1):
+        x = _conv(w, 3, f"unit{i}_conv3a")(x)
+        x = _conv(w, 1, f"unit{i}_conv1")(x)
+        x = _prelu(f"unit{i}_preluA")(x)
+        x = _conv(w, 3, f"unit{i}_conv3b")(x)
+        x = _prelu(f"unit{i}_preluB")(x)
+    x = _conv(widths[3], 1, "squeeze_conv1")(x)
+    x = _prelu("squeeze_prelu")(x)
+    outputs = _conv(channels, 5, "output_conv5")(x)
+    return tf.keras.Model(inputs, outputs, name=name)
+
+
+def receptive_radius():
+    """Pixels of context on each side that one output pixel depends on (six 3x3 + one 5x5)."""
+    return 6 * 1 + 2

@@ -1,0 +1,101 @@
+"""RD plots (matplotlib, PNG) and BD-rate tables from evaluation JSON results."""
+
+import io
+import os
+
+from .bdrate import bd_rate
+from .imageio import write_bytes
+
+__all__ = ["label_of", "plot_codecs", "plot_restorers", "bd_rate_table"]
+
+
+def label_of(result):
+    """A legend label: the codec/restorer name plus its options."""
+    name = result.get("codec") or result.get("restorer")
+    opts = result.get("options") or {}
+    return name + "".join(f" {k}={v}" for k, v in sorted(opts.items()))
+
+
+def _save(fig, path):
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    write_bytes(path, buf.getvalue())
+
+
+def _figure(ncols):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, ncols, figsize=(6 * ncols, 4.5))
+    return plt, fig, axes
+
+
+def plot_codecs(results, path, title=None):
+    """bpp vs PSNR and bpp vs MS-SSIM (dB) for codec results, one curve per result."""
+    plt, fig, axes = _figure(2)
+    for result in results:
+        pts = sorted(result["points"], key=lambda p: p["bpp"])
+        bpp = [p["bpp"] for p in pts]
+        axes[0].plot(bpp, [p["psnr"] for p in pts], "o-", label=label_of(result))
+        if all(p.get("ms_ssim_db") is not None for p in pts):
+            axes[1].plot(bpp, [p["ms_ssim_db"] for p in pts], "o-", label=label_of(result))
+    for ax, ylabel in zip(axes, ("PSNR (dB, RGB)", "MS-SSIM (dB)")):
+        ax.set_xlabel("bits per pixel (file bytes)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.suptitle(title or f"Rate-distortion on {results[0].get('data', '')}")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_restorers(results, path, title=None):
+    """bpp vs PSNR and SSIM for JPEG and for each restorer's output."""
+    plt, fig, axes = _figure(2)
+    for k, (ax, metric) in enumerate(zip(axes, ("psnr", "ssim"))):
+        pts = sorted(results[0]["points"], key=lambda p: p["bpp"])
+        ax.plot([p["bpp"] for p in pts], [p["jpeg"][metric] for p in pts], "o-", label="JPEG")
+        for result in results:
+            pts = sorted(result["points"], key=lambda p: p["bpp"])
+            ax.plot([p["bpp"] for p in pts], [p["restored"][metric] for p in pts], "s-",
+                    label=f"JPEG + {result['restorer']}")
+            if k == 0:
+                for p in pts:
+                    ax.annotate(f"q{p['quality']}", (p["bpp"], p["restored"][metric]),
+                                textcoords="offset points", xytext=(4, -10), fontsize=8)
+        ax.set_xlabel("bits per pixel (JPEG file bytes)")
+        ax.set_ylabel(metric.upper() + (" (dB)" if metric == "psnr" else ""))
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    protocol = results[0].get("protocol", "rgb")
+    fig.suptitle(title or f"JPEG artifact removal ({protocol}) on {results[0].get('data', '')}")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def bd_rate_table(results, anchor_index=0):
+    """BD-rate of each codec result against the anchor, for PSNR and MS-SSIM (dB).
+
+    Returns rows {"codec", "anchor", "bd_rate_psnr", "overlap_psnr", "bd_rate_ms_ssim",
+    "overlap_ms_ssim_db"}; None where the curves do not overlap.
+    """
+    from .errors import InputError
+    anchor = results[anchor_index]
+    rows = []
+    for i, result in enumerate(results):
+        if i == anchor_index:
+            continue
+        row = {"codec": label_of(result), "anchor": label_of(anchor)}
+        for metric, key in (("psnr", "psnr"), ("ms_ssim_db", "ms_ssim")):
+            try:
+                r = bd_rate([p["bpp"] for p in anchor["points"]], [p[metric] for p in anchor["points"]],
+                            [p["bpp"] for p in result["points"]], [p[metric] for p in result["points"]])
+                row[f"bd_rate_{key}"], row[f"overlap_{metric}"] = r["bd_rate"], r["overlap"]
+            except (InputError, TypeError, KeyError):
+                row[f"bd_rate_{key}"], row[f"overlap_{metric}"] = None, None
+        rows.append(row)
+    return rows
+
+
+def default_plot_path(json_path):
+    return os.path.splitext(json_path)[0] + ".png"

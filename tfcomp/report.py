@@ -1,0 +1,43 @@
+"""Markdown tables for the README from evaluation JSON results."""
+
+from .plot import bd_rate_table, label_of
+
+__all__ = ["markdown_table", "restorer_markdown", "codec_markdown"]
+
+
+def _cell(value, digits):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(headers, rows):
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def restorer_markdown(results):
+    """One row per (result, quality): JPEG vs restored PSNR / SSIM / PSNR-B."""
+    rows = []
+    for r in results:
+        for p in r["points"]:
+            j, o = p["jpeg"], p["restored"]
+            rows.append((r["restorer"], r.get("protocol", "rgb"), p["quality"], _cell(p["bpp"], 3),
+                         f"{_cell(j['psnr'], 2)} / {_cell(j['ssim'], 4)} / {_cell(j['psnr_b'], 2)}",
+                         f"{_cell(o['psnr'], 2)} / {_cell(o['ssim'], 4)} / {_cell(o['psnr_b'], 2)}",
+                         f"{p['psnr_gain']:+.2f}"))
+    return markdown_table(["model", "protocol", "q", "bpp", "JPEG PSNR / SSIM / PSNR-B",
+                           "restored PSNR / SSIM / PSNR-B", "PSNR gain"], rows)
+
+
+def codec_markdown(results):
+    """Per codec and quality: bpp, PSNR, MS-SSIM; then BD-rates against the first result."""
+    rows = [(label_of(r), p["quality"], _cell(p["bpp"], 3), _cell(p["psnr"], 2),
+             _cell(p["ms_ssim"], 4)) for r in results for p in r["points"]]
+    text = markdown_table(["codec", "quality", "bpp", "PSNR", "MS-SSIM"], rows)
+    if len(results) > 1:
+        bd = [(r["codec"], _cell(r["bd_rate_psnr"], 1), _cell(r["bd_rate_ms_ssim"], 1))
+              for r in bd_rate_table(results, 0)]
+        text += f"\n\nBD-rate against {label_of(results[0])} (%; negative = fewer bits):\n\n"
+        text += markdown_table(["codec", "BD-rate PSNR", "BD-rate MS-SSIM"], bd)
+    return text

@@ -1,0 +1,52 @@
+"""Apply an artifact-removal network to whole images (tiled, exact at tile seams)."""
+
+import numpy as np
+
+__all__ = ["restore_array"]
+
+
+def _run(model, batch):
+    import tensorflow as tf
+    return model(tf.convert_to_tensor(batch), training=False).numpy()
+
+
+def _restore_planes(model, planes, tile, margin):
+    """planes: float32 [N, H, W, C] matching the model's channels."""
+    n, h, w, _ = planes.shape
+    if h <= tile and w <= tile:
+        return _run(model, planes)
+    out = np.empty_like(planes)
+    for y in range(0, h, tile):
+        for x in range(0, w, tile):
+            y0, x0 = max(0, y - margin), max(0, x - margin)
+            y1, x1 = min(h, y + tile + margin), min(w, x + tile + margin)
+            res = _run(model, planes[:, y0:y1, x0:x1])
+            th, tw = min(tile, h - y), min(tile, w - x)
+            out[:, y:y + th, x:x + tw] = res[:, y - y0:y - y0 + th, x - x0:x - x0 + tw]
+    return out
+
+
+def restore_array(model, image, tile=512, margin=16):
+    """Restores a decoded uint8 image (HxW, HxWx1 or HxWx3) with `model`; uint8 out, same shape.
+
+    Large images are processed in `tile`-sized pieces with `margin` pixels of overlap,
+    which must be at least the network's receptive radius (8 for the restorer) so the
+    result equals a single whole-image pass. A 3-channel model restores a gray image
+    replicated to RGB (output: the channel mean); a 1-channel model restores each
+    channel of a colour image separately.
+    """
+    image = np.asarray(image)
+    gray2d = image.ndim == 2
+    img = image[:, :, None] if gray2d else image
+    c_model = model.input_shape[-1]
+    x = img.astype(np.float32) / 255.0
+    if c_model == 3 and img.shape[2] == 1:
+        y = _restore_planes(model, np.repeat(x, 3, axis=2)[None], tile, margin)[0]
+        y = y.mean(axis=2, keepdims=True)
+    elif c_model == 1 and img.shape[2] == 3:
+        y = _restore_planes(model, np.transpose(x, (2, 0, 1))[..., None], tile, margin)
+        y = np.transpose(y[..., 0], (1, 2, 0))
+    else:
+        y = _restore_planes(model, x[None], tile, margin)[0]
+    out = np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+    return out[:, :, 0] if gray2d else out

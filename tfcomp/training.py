@@ -1,0 +1,154 @@
+"""Training plumbing shared by the training scripts: strategies, schedules, callbacks, fit."""
+
+import json
+import os
+import tempfile
+
+import tensorflow as tf
+
+__all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
+           "standard_callbacks", "worker_dir", "train_restorer"]
+
+
+def make_strategy(cpu_devices=1):
+    """The distribution strategy for this process.
+
+    MultiWorkerMirroredStrategy (RING all-reduce) when TF_CONFIG is set; otherwise
+    MirroredStrategy over all GPUs, or over the CPU split into `cpu_devices` logical
+    devices (1 = the whole CPU as one replica). Call it before any other TF op runs.
+    """
+    if os.environ.get("TF_CONFIG"):
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.RING)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy()
+    if cpu_devices > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:max(1, cpu_devices)]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def is_chief(strategy):
+    """True for the process that writes the real checkpoints and outputs."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker"
+                                             and resolver.task_id == 0)
+
+
+def worker_dir(path, strategy):
+    """`path` on the chief; a private temporary directory on other workers."""
+    if is_chief(strategy):
+        return path
+    resolver = strategy.cluster_resolver
+    return os.path.join(tempfile.gettempdir(), "tfcomp-worker",
+                        f"{resolver.task_type}{resolver.task_id}", os.path.basename(path))
+
+
+def parse_lr_schedule(text):
+    """'1e-3,5e-4@2000,1e-4@3000' -> a Keras LearningRateSchedule (or a float).
+
+    The first value applies from step 0; `value@step` takes over at that optimizer step.
+    """
+    values, boundaries = [], []
+    for i, part in enumerate(text.split(",")):
+        value, _, step = part.strip().partition("@")
+        try:
+            values.append(float(value))
+            if i == 0:
+                if step:
+                    raise ValueError
+            else:
+                boundaries.append(int(step))
+        except ValueError:
+            raise ValueError(f"bad learning-rate schedule {text!r}: expected e.g. "
+                             "'1e-3,5e-4@2000,1e-4@3000'") from None
+    if any(b <= a for a, b in zip(boundaries, boundaries[1:])) or (boundaries and boundaries[0] <= 0):
+        raise ValueError(f"bad learning-rate schedule {text!r}: steps must increase")
+    if len(values) == 1:
+        return values[0]
+    # PiecewiseConstantDecay keeps the old value while step <= boundary.
+    return tf.keras.optimizers.schedules.PiecewiseConstantDecay([b - 1 for b in boundaries], values)
+
+
+def psnr_metric(y_true, y_pred):
+    """PSNR in dB of images in [0, 1] (the output is clipped as it would be when saved)."""
+    return tf.image.psnr(tf.clip_by_value(y_pred, 0.0, 1.0), y_true, max_val=1.0)
+
+
+psnr_metric.__name__ = "psnr"
+
+
+class _Log(tf.keras.callbacks.Callback):
+    """Appends each epoch's logs as a JSON line (a plain-text training record)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}) + "\n")
+
+
+def standard_callbacks(run_dir, strategy):
+    """TensorBoard, per-epoch weights, BackupAndRestore (resume), TerminateOnNaN, a JSON log."""
+    own = worker_dir(run_dir, strategy)
+    os.makedirs(own, exist_ok=True)
+    return [
+        tf.keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        tf.keras.callbacks.TerminateOnNaN(),
+        tf.keras.callbacks.TensorBoard(os.path.join(own, "tensorboard")),
+        tf.keras.callbacks.ModelCheckpoint(os.path.join(own, "checkpoints", "latest.weights.h5"),
+                                           save_weights_only=True),
+        _Log(os.path.join(own, "log.jsonl")),
+    ]
+
+
+def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
+                   widths=None, quality=None, quality_range=None, steps=5000,
+                   steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="5e-4",
+                   init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
+                   verbose=1, strategy=None):
+    """Trains the artifact-removal CNN with keras fit; returns the History.
+
+    A killed run restarted with the same `run_dir` resumes from its last finished epoch
+    (BackupAndRestore). The final weights go to `out` (chief only).
+    """
+    from .data import PatchConfig, eval_patches, patch_dataset
+    from .models.restorer import DEFAULT_WIDTHS, build_restorer
+
+    strategy = strategy or make_strategy(cpu_devices)
+    config = PatchConfig(patch_size=patch_size, channels=channels, quality=quality,
+                         quality_range=quality_range)
+    dataset = patch_dataset(data, config, batch_size, seed=seed)
+    validation = None
+    if eval_data:
+        if eval_qualities is None:
+            eval_qualities = [quality] if quality is not None else \
+                sorted({quality_range[0], (quality_range[0] + quality_range[1]) // 2, quality_range[1]})
+        vx, vy = eval_patches(eval_data, patch_size, channels, eval_qualities)
+        base = float(tf.reduce_mean(psnr_metric(vy, vx)))
+        if verbose:
+            print(f"validation: {len(vx)} patches at JPEG q{eval_qualities}, "
+                  f"JPEG PSNR {base:.3f} dB (restored PSNR is val_psnr)")
+        validation = (vx, vy)
+    with strategy.scope():
+        model = build_restorer(channels=channels, widths=widths or DEFAULT_WIDTHS)
+        if init_weights:
+            model.load_weights(init_weights)
+        model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)),
+                      loss="mse", metrics=[psnr_metric])
+    epochs = max(1, -(-steps // steps_per_epoch))
+    history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                        validation_data=validation, batch_size=None if validation is None else batch_size,
+                        callbacks=standard_callbacks(run_dir, strategy), verbose=verbose)
+    if out:
+        target = out if is_chief(strategy) else worker_dir(out, strategy)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        model.save_weights(target)
+    return history
