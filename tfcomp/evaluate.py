@@ -31,6 +31,16 @@ def _load(item, mode):
     return read_image(item, mode=mode) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
 
 
+def _file_round_trip(codec, image, quality, path):
+    """Writes codec.encode(image) to `path`, decodes the file as read back; (decoded, bpp)."""
+    write_bytes(path, codec.encode(image, quality))
+    with open(path, "rb") as f:
+        decoded = codec.decode(f.read())
+    if image.ndim == 2:
+        decoded = decoded[:, :, 0]
+    return decoded, metrics.file_bpp(path, *image.shape[:2])
+
+
 def _mean(values):
     values = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(values)) if values else None
@@ -60,13 +70,11 @@ def evaluate_codec(codec_name, data, qualities=None, options=None, out_dir=None,
             h, w = image.shape[:2]
             for q in qualities:
                 path = os.path.join(folder, f"{name}_q{q}{codec.extension}")
-                write_bytes(path, codec.encode(image, q))
-                with open(path, "rb") as f:
-                    decoded = codec.decode(f.read())
+                decoded, bpp = _file_round_trip(codec, image, q, path)
                 if out_dir:
                     write_image(os.path.join(folder, f"{name}_q{q}.png"), decoded)
                 ms = metrics.ms_ssim(image, decoded) if min(h, w) >= 161 else None
-                points[q].append({"name": name, "bpp": metrics.file_bpp(path, h, w),
+                points[q].append({"name": name, "bpp": bpp,
                                   "psnr": metrics.psnr(image, decoded), "ms_ssim": ms})
     result = {"codec": codec_name, "data": str(data) if isinstance(data, (str, os.PathLike))
               else "<arrays>", "options": codec.settings, "points": []}
@@ -107,17 +115,12 @@ def evaluate_restorer(model_name, data, qualities=(10, 20, 30, 40), gray=False, 
             image = _load(item, "any" if gray else "rgb")
             if gray and image.ndim == 3:
                 image = metrics.rgb_to_y(image, rounded=True)
-            h, w = image.shape[:2]
             for q in qualities:
-                path = os.path.join(folder, f"{name}_q{q}.jpg")
-                write_bytes(path, jpeg.encode(image, q))
-                with open(path, "rb") as f:
-                    decoded = jpeg.decode(f.read())
-                decoded = decoded[:, :, 0] if image.ndim == 2 else decoded
+                decoded, bpp = _file_round_trip(jpeg, image, q, os.path.join(folder, f"{name}_q{q}.jpg"))
                 restored = restore_array(model, decoded)
                 if out_dir:
                     write_image(os.path.join(folder, f"{name}_q{q}_restored.png"), restored)
-                per_q[q].append({"name": name, "bpp": metrics.file_bpp(path, h, w),
+                per_q[q].append({"name": name, "bpp": bpp,
                                  "jpeg": _restorer_metrics(image, decoded),
                                  "restored": _restorer_metrics(image, restored)})
     points = []
