@@ -144,6 +144,8 @@ def patch_dataset(source, config, batch_size, seed=0, shuffle=True, repeat=True)
 def eval_patches(source, patch_size, channels, qualities, max_images=None):
     """A fixed validation set: the centre crop of each image, JPEG'd at each quality.
 
+    With `qualities=None` the crops are returned uncompressed (for codec training).
+
     Returns numpy arrays (degraded, clean) float32 [N, p, p, C] in [0, 1].
     """
     xs, ys = [], []
@@ -155,8 +157,8 @@ def eval_patches(source, patch_size, channels, qualities, max_images=None):
         crop = img[y0:y0 + p, x0:x0 + p]
         if p != patch_size:
             continue
-        for q in qualities:
-            xs.append(jpeg_roundtrip(crop, int(q)).numpy())
+        for q in qualities or [None]:
+            xs.append(crop if q is None else jpeg_roundtrip(crop, int(q)).numpy())
             ys.append(crop)
     if not xs:
         raise InputError(f"no validation image is at least {patch_size} pixels on each side")

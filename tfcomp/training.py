@@ -7,7 +7,7 @@ import tempfile
 import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
-           "standard_callbacks", "worker_dir", "train_restorer"]
+           "standard_callbacks", "worker_dir", "fit_and_save", "train_restorer", "train_cwic"]
 
 
 def make_strategy(cpu_devices=1):
@@ -109,16 +109,36 @@ def standard_callbacks(run_dir, strategy):
     ]
 
 
+def fit_and_save(model_fn, dataset, *, run_dir, out, steps, steps_per_epoch, strategy,
+                 validation=None, batch_size=None, init_weights=None, verbose=1):
+    """Builds (model_fn() -> compiled model, under the strategy), fits, saves the weights.
+
+    A killed run restarted with the same `run_dir` resumes from its last finished epoch
+    (BackupAndRestore). The final weights go to `out` (chief only; other workers write a
+    private copy, as MultiWorkerMirroredStrategy requires every worker to save).
+    """
+    with strategy.scope():
+        model = model_fn()
+        if init_weights:
+            model.load_weights(init_weights)
+    epochs = max(1, -(-steps // steps_per_epoch))
+    history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                        validation_data=validation,
+                        batch_size=None if validation is None else batch_size,
+                        callbacks=standard_callbacks(run_dir, strategy), verbose=verbose)
+    if out:
+        target = out if is_chief(strategy) else worker_dir(out, strategy)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        model.save_weights(target)
+    return model, history
+
+
 def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    widths=None, quality=None, quality_range=None, steps=5000,
                    steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="5e-4",
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
                    verbose=1, strategy=None):
-    """Trains the artifact-removal CNN with keras fit; returns the History.
-
-    A killed run restarted with the same `run_dir` resumes from its last finished epoch
-    (BackupAndRestore). The final weights go to `out` (chief only).
-    """
+    """Trains the artifact-removal CNN with keras fit (MSE); returns the History."""
     from .data import PatchConfig, eval_patches, patch_dataset
     from .models.restorer import DEFAULT_WIDTHS, build_restorer
 
@@ -137,18 +157,40 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
             print(f"validation: {len(vx)} patches at JPEG q{eval_qualities}, "
                   f"JPEG PSNR {base:.3f} dB (restored PSNR is val_psnr)")
         validation = (vx, vy)
-    with strategy.scope():
+
+    def model_fn():
         model = build_restorer(channels=channels, widths=widths or DEFAULT_WIDTHS)
-        if init_weights:
-            model.load_weights(init_weights)
         model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)),
                       loss="mse", metrics=[psnr_metric])
-    epochs = max(1, -(-steps // steps_per_epoch))
-    history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        validation_data=validation, batch_size=None if validation is None else batch_size,
-                        callbacks=standard_callbacks(run_dir, strategy), verbose=verbose)
-    if out:
-        target = out if is_chief(strategy) else worker_dir(out, strategy)
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        model.save_weights(target)
-    return history
+        return model
+
+    return fit_and_save(model_fn, dataset, run_dir=run_dir, out=out, steps=steps,
+                        steps_per_epoch=steps_per_epoch, strategy=strategy,
+                        validation=validation, batch_size=batch_size,
+                        init_weights=init_weights, verbose=verbose)[1]
+
+
+def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", target=0.33,
+               gamma=1e-3, use_binarizer=True, use_importance=True, steps=10000,
+               steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="1e-4",
+               init_weights=None, seed=0, cpu_devices=1, verbose=1, strategy=None):
+    """Trains the content-weighted codec's networks (MSE + thresholded rate loss)."""
+    from .data import PatchConfig, eval_patches, patch_dataset
+    from .models.cwic import build_cwic
+
+    strategy = strategy or make_strategy(cpu_devices)
+    if patch_size % 8:
+        raise ValueError(f"patch size must be a multiple of 8, got {patch_size}")
+    dataset = patch_dataset(data, PatchConfig(patch_size=patch_size), batch_size, seed=seed)
+    validation = eval_patches(eval_data, patch_size, 3, None) if eval_data else None
+
+    def model_fn():
+        model = build_cwic(config, use_binarizer=use_binarizer, use_importance=use_importance,
+                           target=target, gamma=gamma)
+        model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)))
+        return model
+
+    return fit_and_save(model_fn, dataset, run_dir=run_dir, out=out, steps=steps,
+                        steps_per_epoch=steps_per_epoch, strategy=strategy,
+                        validation=validation, batch_size=batch_size,
+                        init_weights=init_weights, verbose=verbose)[1]

@@ -5,7 +5,7 @@ import os
 
 from ..errors import InputError
 
-__all__ = ["ModelSpec", "register", "model_names", "get_spec", "load_model", "describe_all",
+__all__ = ["ModelSpec", "register", "model_names", "get_spec", "load_model", "load_extra", "describe_all",
            "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
@@ -25,6 +25,13 @@ class ModelSpec:
     quality_max: int = 100
     quality_default: int = 75
     trained_with: str = ""         # the command that produced the weights
+    tables: str = ""               # optional entropy-coding tables under tfcomp/weights/
+    #: Deployment (tfcomp.export): "module:function" building the model's export signatures;
+    #: "" = the default for its kind (see tfcomp.export.EXPORTERS).
+    exporter: str = ""
+    #: Python modules a process must import before loading the exported SavedModel because
+    #: the graph uses their custom ops (e.g. "tensorflow_compression"); () = stock TF only.
+    custom_ops: tuple = ()
 
     @property
     def weights_path(self):
@@ -32,7 +39,8 @@ class ModelSpec:
 
     @property
     def weights_present(self):
-        return os.path.isfile(self.weights_path)
+        return os.path.isfile(self.weights_path) and (
+            not self.tables or os.path.isfile(os.path.join(WEIGHTS_DIR, self.tables)))
 
     def build(self):
         """The architecture with freshly initialised weights."""
@@ -85,6 +93,16 @@ def load_model(name):
         model.load_weights(spec.weights_path)
         _LOADED[name] = model
     return _LOADED[name]
+
+
+def load_extra(name):
+    """The named model's entropy-coding tables (tfcomp.cwic_coding.ContextTables)."""
+    spec = get_spec(name)
+    path = os.path.join(WEIGHTS_DIR, spec.tables)
+    if not spec.tables or not os.path.isfile(path):
+        raise InputError(f"model {name!r} has no entropy tables installed (expected {path})")
+    from ..cwic_coding import ContextTables
+    return ContextTables.load(path)
 
 
 def describe_all():

@@ -1,0 +1,175 @@
+"""Content-weighted codec: binarizer, mask, rate loss, entropy coding, file format, codec."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcomp import models
+from tfcomp.codecs import cwic as cwic_codec
+from tfcomp.codecs import get_codec
+from tfcomp.cwic_coding import ContextTables, decode_streams, encode_streams
+from tfcomp.errors import BitstreamError
+from tfcomp.models.cwic import binarize, build_cwic, importance_mask, kept_channels
+
+
+def photo(h=40, w=56, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = np.stack([120 + 70 * np.sin(x / 5.0 + c) * np.cos(y / 7.0) for c in range(3)], -1)
+    return np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    tf.keras.utils.set_random_seed(1)
+    return build_cwic("tiny")
+
+
+def test_binarizer_forward_and_identity_gradient():
+    x = tf.constant([0.0, 0.2, 0.5, 0.5001, 0.9, 1.0])
+    w = tf.constant([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = binarize(x)
+        s = tf.reduce_sum(y * w)
+    np.testing.assert_array_equal(y.numpy(), [0, 0, 0, 1, 1, 1])
+    np.testing.assert_array_equal(tape.gradient(s, x).numpy(), w.numpy())
+
+
+def test_mask_counts_and_gradient():
+    n, levels = 64, 16
+    p = tf.reshape(tf.constant([0.0, 0.05, 0.0625, 0.5, 0.999]), (1, 1, 5, 1))
+    with tf.GradientTape() as tape:
+        tape.watch(p)
+        m = importance_mask(p, n, levels)
+        s = tf.reduce_sum(m * tf.range(n, dtype=tf.float32))
+    # kept = (floor(16 p) + 1) * 4
+    np.testing.assert_array_equal(tf.reduce_sum(m, -1).numpy().ravel(), [4, 4, 8, 36, 64])
+    assert np.all(m.numpy()[0, 0, 3, :36] == 1) and np.all(m.numpy()[0, 0, 3, 36:] == 0)
+    np.testing.assert_allclose(tape.gradient(s, p).numpy().ravel(), [sum(range(n))] * 5)
+    np.testing.assert_array_equal(kept_channels(p, n, levels).numpy().ravel(), [4, 4, 8, 36, 64])
+
+
+def test_rate_loss_only_above_target():
+    x = tf.random.stateless_uniform((2, 32, 32, 3), (1, 2))
+    for target, active in ((1.01, 0.0), (0.0, 1.0)):
+        tf.keras.utils.set_random_seed(0)
+        m = build_cwic("tiny", target=target, gamma=0.5)
+        loss, logs = m._objective(x, False)
+        assert float(logs["rate_active"]) == active
+        _, p = m.encoder(x)
+        expected = float(logs["mse"]) + active * 0.5 * float(tf.reduce_mean(p))
+        assert float(loss) == pytest.approx(expected, rel=1e-6)
+
+
+def test_ablation_switches(tiny):
+    x = tf.random.stateless_uniform((1, 16, 16, 3), (3, 4))
+    plain = build_cwic("tiny", use_binarizer=False, use_importance=False)
+    codes, _, mask = plain.analyse(x)
+    assert float(tf.reduce_min(mask)) == 1.0
+    assert np.any((codes.numpy() > 0) & (codes.numpy() < 1))  # continuous codes
+    codes, _, _ = tiny.analyse(x)
+    assert set(np.unique(codes.numpy())) <= {0.0, 1.0}
+
+
+def test_training_steps_reduce_distortion():
+    tf.keras.utils.set_random_seed(5)
+    m = build_cwic("tiny", target=1.01)
+    m.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
+    x = tf.convert_to_tensor(np.stack([photo(32, 32, s) for s in range(4)]).astype(np.float32) / 255)
+    first = m.train_on_batch(x, return_dict=True)["mse"]
+    for _ in range(40):
+        last = m.train_on_batch(x, return_dict=True)["mse"]
+    assert np.isfinite(last) and last < 0.5 * first
+
+
+def test_streams_round_trip_and_context_saves_bits():
+    rng = np.random.default_rng(0)
+    h, w, n, levels = 12, 20, 16, 4
+    q = rng.integers(0, levels, (h, w))
+    # Correlated bits: each channel copies the previous one with 10 % flips.
+    bits = np.zeros((h, w, n), np.uint8)
+    bits[:, :, 0] = rng.integers(0, 2, (h, w))
+    for k in range(1, n):
+        bits[:, :, k] = bits[:, :, k - 1] ^ (rng.random((h, w)) < 0.1)
+    kept = (q + 1) * (n // levels)
+    bits *= (np.arange(n) < kept[:, :, None]).astype(np.uint8)
+    uniform = ContextTables(n, levels)
+    fitted = ContextTables(n, levels)
+    fitted.accumulate(bits, q)
+    for tables in (uniform, fitted):
+        ms, bs = encode_streams(bits, q, tables)
+        b2, q2 = decode_streams(ms, bs, h, w, tables)
+        np.testing.assert_array_equal(b2, bits)
+        np.testing.assert_array_equal(q2, q)
+    raw = int(kept.sum())
+    assert 8 * len(encode_streams(bits, q, uniform)[1]) >= 0.95 * raw
+    assert 8 * len(encode_streams(bits, q, fitted)[1]) < 0.75 * raw
+
+
+def test_file_reproduces_unquantised_path_and_counts_bytes(tiny):
+    img = photo(37, 29)  # not a multiple of 8: padded, then cropped back
+    tables = ContextTables(tiny.n, tiny.levels)
+    tables.accumulate(*cwic_codec.analyse(tiny, photo(64, 64, 3)))
+    data = cwic_codec.compress_array(tiny, tables, 2, img)
+    assert data == cwic_codec.compress_array(tiny, tables, 2, img)  # deterministic
+    out = cwic_codec.decompress_array(tiny, tables, data)
+    padded = np.pad(img, ((0, 3), (0, 3), (0, 0)), mode="edge")[None].astype(np.float32) / 255
+    direct = tiny(tf.convert_to_tensor(padded)).numpy()[0, :37, :29]
+    np.testing.assert_array_equal(out, np.clip(np.round(direct * 255), 0, 255).astype(np.uint8))
+    rate, h, w, ms, bs = cwic_codec.unpack(data)
+    assert (rate, h, w) == (2, 37, 29)
+    assert len(data) == 18 + len(ms) + len(bs)  # 18-byte header (module docstring)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "version", "size", "short", "empty"])
+def test_corrupted_files_raise(tiny, damage):
+    tables = ContextTables(tiny.n, tiny.levels)
+    data = bytearray(cwic_codec.compress_array(tiny, tables, 1, photo(24, 24)))
+    if damage == "truncate":
+        data = data[: len(data) - 3]
+    elif damage == "flip":
+        data[len(data) // 2 + 8] ^= 0x10
+    elif damage == "magic":
+        data[0:4] = b"XWIC"
+    elif damage == "version":
+        data[4] = 9
+    elif damage == "size":
+        data[6:10] = b"\xff\xff\xff\xff"
+    elif damage == "short":
+        data = data[:10]
+    else:
+        data = bytearray()
+    with pytest.raises(BitstreamError):
+        cwic_codec.decompress_array(tiny, tables, bytes(data))
+
+
+def test_registry_codec_and_cli(tiny, tmp_path, monkeypatch, capsys):
+    """A cwic rate model registered with weights + tables works through the codec and the CLI."""
+    from tfcomp.cli import main
+    monkeypatch.setattr(models, "WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(models, "_LOADED", {})
+    tiny.save_weights(str(tmp_path / "t.weights.h5"))
+    tables = ContextTables(tiny.n, tiny.levels)
+    tables.accumulate(*cwic_codec.analyse(tiny, photo(64, 64, 3)))
+    tables.save(str(tmp_path / "t.ctx.npz"))
+    for name in [n for n in models.model_names("learned") if n.startswith("cwic-")]:
+        monkeypatch.delitem(models._REGISTRY, name)
+    monkeypatch.setitem(models._REGISTRY, "cwic-7", models.ModelSpec(
+        name="cwic-7", kind="learned", description="test", builder="tfcomp.models.cwic:build_cwic",
+        builder_kwargs={"config": "tiny"}, weights="t.weights.h5", tables="t.ctx.npz",
+        quality_min=7, quality_max=7, quality_default=7))
+    codec = get_codec("cwic")
+    assert codec.qualities == [7] and codec.weights_present
+    img = photo(33, 41)
+    data = codec.encode(img, 7)
+    assert codec.decode(data).shape == (33, 41, 3)
+    from PIL import Image
+    Image.fromarray(img).save(tmp_path / "in.png")
+    assert main(["compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.cwic"),
+                 "--codec", "cwic", "--quality", "7"]) == 0
+    assert main(["decompress", str(tmp_path / "x.cwic"), "-o", str(tmp_path / "y.png")]) == 0
+    assert np.asarray(Image.open(tmp_path / "y.png")).shape == (33, 41, 3)
+    assert main(["compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "z.cwic"),
+                 "--codec", "cwic", "--quality", "3"]) == 1
+    assert "quality 3 not in [7]" in capsys.readouterr().err

@@ -1,0 +1,201 @@
+"""Content-weighted image compression (Li et al., CVPR 2018): binarizer, importance map, mask."""
+
+import tensorflow as tf
+
+__all__ = ["CONFIGS", "binarize", "importance_mask", "kept_channels", "CWIC", "build_cwic"]
+
+#: Network sizes. "paper" is the official configuration (methods.md section 1); "narrow" trains
+#: on a 2-core CPU in about an hour. n = binary channels, L = importance levels.
+CONFIGS = {
+    "paper": {"n": 64, "levels": 16, "enc": (128, 256), "res_inner": 128, "imp": 128,
+              "dec": (512, 256, 32)},
+    "paper128": {"n": 128, "levels": 32, "enc": (128, 256), "res_inner": 128, "imp": 128,
+                 "dec": (512, 256, 32)},
+    "narrow": {"n": 64, "levels": 16, "enc": (64, 128), "res_inner": 64, "imp": 64,
+               "dec": (256, 128, 32)},
+    "tiny": {"n": 16, "levels": 4, "enc": (8, 16), "res_inner": 8, "imp": 8,
+             "dec": (32, 16, 8)},
+}
+
+
+@tf.custom_gradient
+def binarize(x):
+    """Forward: 1 where x > 0.5 else 0. Backward: identity (straight-through)."""
+    y = tf.cast(x > 0.5, x.dtype)
+
+    def grad(dy):
+        return dy
+    return y, grad
+
+
+def kept_channels(p, n, levels):
+    """Channels kept per position for importance p in [0, 1]: (floor(L p) + 1) * n / L.
+
+    This is the released nets' rule (the paper's formula is floor(L p) * n / L), so every
+    position keeps at least n / L channels. Returns float32 [..., 1].
+    """
+    q = tf.clip_by_value(tf.floor(p * levels), 0.0, levels - 1.0)
+    return (q + 1.0) * (n // levels)
+
+
+def importance_mask(p, n, levels):
+    """The channel mask m[..., k] = 1 if k < kept(p), with the released nets' gradient.
+
+    p: [B, h, w, 1] in (0, 1). Backward: dL/dp = sum over all k of dL/dm_k.
+    """
+    @tf.custom_gradient
+    def _mask(p):
+        kept = kept_channels(p, n, levels)
+        k = tf.range(n, dtype=p.dtype)
+        m = tf.cast(k < kept, p.dtype)
+
+        def grad(dm):
+            return tf.reduce_sum(dm, axis=-1, keepdims=True)
+        return m, grad
+    return _mask(p)
+
+
+def _conv(filters, size, strides=1, activation="relu", name=None):
+    return tf.keras.layers.Conv2D(filters, size, strides=strides, padding="same",
+                                  activation=activation, name=name)
+
+
+class _Res(tf.keras.layers.Layer):
+    """Res(C): conv3x3(inner)+ReLU -> conv3x3(C)+ReLU -> add input -> ReLU."""
+
+    def __init__(self, channels, inner, **kwargs):
+        super().__init__(**kwargs)
+        self.channels, self.inner = channels, inner
+        self.conv1 = _conv(inner, 3)
+        self.conv2 = _conv(channels, 3)
+
+    def call(self, x):
+        return tf.nn.relu(x + self.conv2(self.conv1(x)))
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "inner": self.inner}
+
+
+def _encoder(cfg):
+    c1, c2 = cfg["enc"]
+    r = cfg["res_inner"]
+    x_in = tf.keras.Input((None, None, 3), name="image")
+    x = tf.keras.layers.Lambda(lambda t: t * 2.0 - 1.0, name="to_pm1")(x_in)
+    x = _conv(c1, 8, strides=4, name="conv8x8_s4")(x)
+    x = _Res(c1, r, name="res1")(x)
+    x = _conv(c2, 4, strides=2, name="conv4x4_s2")(x)
+    x = _Res(c2, r, name="res2")(x)
+    x = _conv(c2, 3, name="conv3x3")(x)
+    features = _Res(c2, r, name="res3")(x)
+    codes = _conv(cfg["n"], 1, activation="sigmoid", name="to_codes")(features)
+    imp = _conv(cfg["imp"], 3, name="imp_conv3x3")(features)
+    p = _conv(1, 1, activation="sigmoid", name="imp_map")(imp)
+    return tf.keras.Model(x_in, [codes, p], name="encoder")
+
+
+def _decoder(cfg):
+    d1, d2, d3 = cfg["dec"]
+    r = cfg["res_inner"]
+    b_in = tf.keras.Input((None, None, cfg["n"]), name="masked_bits")
+    x = _conv(d1, 3, name="conv_a")(b_in)
+    x = _Res(d1, r, name="res_a")(x)
+    x = _conv(d1, 3, name="conv_b")(x)
+    x = _Res(d1, r, name="res_b")(x)
+    x = tf.keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2), name="d2s_2")(x)
+    x = _conv(d2, 3, name="conv_c")(x)
+    x = _Res(d2, r, name="res_c")(x)
+    x = tf.keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, 4), name="d2s_4")(x)
+    x = _conv(d3, 3, name="conv_d")(x)
+    x = _conv(3, 1, activation=None, name="to_rgb")(x)
+    y = tf.keras.layers.Lambda(lambda t: (t + 1.0) / 2.0, name="to_01")(x)
+    return tf.keras.Model(b_in, y, name="decoder")
+
+
+class CWIC(tf.keras.Model):
+    """The content-weighted codec's networks; images are float [0, 1], H and W multiples of 8.
+
+    `use_binarizer=False` feeds the sigmoid codes to the decoder (the plain autoencoder's
+    continuous code); `use_importance=False` keeps all n channels everywhere. The rate loss
+    gamma * mean(p) is added while the kept-bit fraction of the batch exceeds `target`.
+    """
+
+    STRIDE = 8
+
+    def __init__(self, config="narrow", use_binarizer=True, use_importance=True, target=0.33,
+                 gamma=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if config not in CONFIGS:
+            raise ValueError(f"unknown CWIC config {config!r}; choose from {list(CONFIGS)}")
+        cfg = CONFIGS[config]
+        if cfg["n"] % cfg["levels"]:
+            raise ValueError("n must be a multiple of the number of levels")
+        self.config_name, self.cfg = config, cfg
+        self.n, self.levels = cfg["n"], cfg["levels"]
+        self.use_binarizer, self.use_importance = bool(use_binarizer), bool(use_importance)
+        self.target, self.gamma = float(target), float(gamma)
+        self.encoder = _encoder(cfg)
+        self.decoder = _decoder(cfg)
+        self._trackers = {k: tf.keras.metrics.Mean(name=k)
+                          for k in ("loss", "mse", "psnr", "kept", "bpp_raw", "rate_active")}
+
+    def get_config(self):
+        return {"config": self.config_name, "use_binarizer": self.use_binarizer,
+                "use_importance": self.use_importance, "target": self.target,
+                "gamma": self.gamma}
+
+    @property
+    def metrics(self):
+        return list(self._trackers.values())
+
+    def analyse(self, x):
+        """Encoder half: image -> (codes in [0,1] or {0,1}, importance p, mask)."""
+        codes, p = self.encoder(x)
+        if self.use_binarizer:
+            codes = binarize(codes)
+        if self.use_importance:
+            mask = importance_mask(p, self.n, self.levels)
+        else:
+            mask = tf.ones_like(codes)
+        return codes, p, mask
+
+    def call(self, x, training=False):
+        codes, p, mask = self.analyse(x)
+        return self.decoder(codes * mask)
+
+    def _objective(self, x, training):
+        codes, p, mask = self.analyse(x)
+        y = self.decoder(codes * mask, training=training)
+        mse = tf.reduce_mean(tf.square(y - x))
+        kept = tf.reduce_mean(mask)
+        active = tf.cast(kept > self.target, tf.float32) if self.use_importance else 0.0
+        loss = mse + active * self.gamma * tf.reduce_mean(p)
+        psnr = tf.reduce_mean(tf.image.psnr(tf.clip_by_value(y, 0.0, 1.0), x, 1.0))
+        # Uncoded rate: kept bits per 8x8 block, plus log2(L) bits for its importance level.
+        bpp_raw = kept * self.n / 64.0 + (tf.math.log(float(self.levels)) / tf.math.log(2.0) / 64.0
+                                          if self.use_importance else 0.0)
+        return loss, {"loss": loss, "mse": mse, "psnr": psnr, "kept": kept, "bpp_raw": bpp_raw,
+                      "rate_active": active}
+
+    def train_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        with tf.GradientTape() as tape:
+            loss, logs = self._objective(x, True)
+        grads = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+        return self._update(logs)
+
+    def test_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        return self._update(self._objective(x, False)[1])
+
+    def _update(self, logs):
+        for k, v in logs.items():
+            self._trackers[k].update_state(v)
+        return {k: t.result() for k, t in self._trackers.items()}
+
+
+def build_cwic(config="narrow", **kwargs):
+    """A CWIC model with its weights created (one call on a dummy 16x16 image)."""
+    model = CWIC(config, **kwargs)
+    model(tf.zeros((1, 16, 16, 3)))
+    return model
