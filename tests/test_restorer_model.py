@@ -180,3 +180,15 @@ def test_load_model_loads_installed_weights(tmp_path, monkeypatch):
     loaded = models.load_model(spec.name)
     np.testing.assert_array_equal(loaded(x).numpy(), trained(x).numpy())
     assert models.load_model(spec.name) is loaded  # cached per process
+
+
+def test_identity_init_starts_as_identity_and_keeps_param_count():
+    from tfcomp.models.restorer import identity_init
+    tf.keras.utils.set_random_seed(0)
+    for channels in (3, 1):
+        model = identity_init(build_restorer(channels=channels))
+        assert model.count_params() == (313066 if channels == 3 else model.count_params())
+        x = tf.random.stateless_uniform((1, 19, 23, channels), (1, 2))
+        np.testing.assert_allclose(model(x).numpy(), x.numpy(), atol=1e-6)
+        # The random features are still there (not a degenerate network).
+        assert np.std(model.get_layer("unit1_conv3a").kernel.numpy()[..., 3:]) > 0.01

@@ -137,10 +137,14 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    widths=None, quality=None, quality_range=None, steps=5000,
                    steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="5e-4",
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
-                   verbose=1, strategy=None):
-    """Trains the artifact-removal CNN with keras fit (MSE); returns the History."""
+                   identity=True, verbose=1, strategy=None):
+    """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
+
+    `identity=True` starts from the identity map (models.restorer.identity_init) unless
+    `init_weights` are given.
+    """
     from .data import PatchConfig, eval_patches, patch_dataset
-    from .models.restorer import DEFAULT_WIDTHS, build_restorer
+    from .models.restorer import DEFAULT_WIDTHS, build_restorer, identity_init
 
     strategy = strategy or make_strategy(cpu_devices)
     config = PatchConfig(patch_size=patch_size, channels=channels, quality=quality,
@@ -160,6 +164,8 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
 
     def model_fn():
         model = build_restorer(channels=channels, widths=widths or DEFAULT_WIDTHS)
+        if identity and not init_weights:
+            identity_init(model)
         model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)),
                       loss="mse", metrics=[psnr_metric])
         return model

@@ -30,9 +30,11 @@ def main(argv=None):
     p.add_argument("--steps-per-epoch", type=int, default=250, help="steps between checkpoints/validation")
     p.add_argument("--batch", type=int, default=8, help="global batch size (default 8, the seed's)")
     p.add_argument("--patch", type=int, default=128, help="patch size (default 128)")
-    p.add_argument("--lr", default="1e-3,5e-4@2000,1e-4@4000",
+    p.add_argument("--lr", default="5e-4,2.5e-4@2000,1e-4@4000",
                    help="learning-rate schedule 'v0,v1@step1,v2@step2' (default %(default)s)")
     p.add_argument("--init-weights", help="start from these weights (fine-tuning)")
+    p.add_argument("--random-init", action="store_true",
+                   help="plain random init instead of starting from the identity map")
     p.add_argument("--seed", type=int, default=0, help="shuffle/augmentation seed")
     p.add_argument("--cpu-devices", type=int, default=1,
                    help="without GPUs, split the CPU into N logical devices (MirroredStrategy replicas)")
@@ -46,7 +48,8 @@ def main(argv=None):
                    quality_range=args.quality_range, steps=args.steps,
                    steps_per_epoch=args.steps_per_epoch, batch_size=args.batch,
                    patch_size=args.patch, lr_schedule=args.lr, init_weights=args.init_weights,
-                   seed=args.seed, verbose=0 if args.quiet else 1, strategy=strategy)
+                   seed=args.seed, identity=not args.random_init,
+                   verbose=0 if args.quiet else 1, strategy=strategy)
     return 0
 
 

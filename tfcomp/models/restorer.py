@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-__all__ = ["build_restorer", "DEFAULT_WIDTHS", "receptive_radius"]
+__all__ = ["build_restorer", "identity_init", "DEFAULT_WIDTHS", "receptive_radius"]
 
 #: Channel widths of the original 313,066-parameter network.
 DEFAULT_WIDTHS = (128, 64, 32, 16)
@@ -51,3 +51,29 @@ def build_restorer(channels=3, widths=DEFAULT_WIDTHS, name="restorer"):
 def receptive_radius():
     """Pixels of context on each side that one output pixel depends on (six 3x3 + one 5x5)."""
     return 6 * 1 + 2
+
+
+def identity_init(model):
+    """Re-initialises the convolutions so that the network starts as the identity map.
+
+    In every conv the first `channels` output channels copy the matching input channels
+    (centre tap 1, everything else 0); the other channels keep their random init, and
+    the output conv reads only the identity path at first. Images are >= 0, so PReLU
+    passes the copied values unchanged. Training then starts at the JPEG's own PSNR
+    instead of having to learn the identity first (the original net has no global skip).
+    The architecture and parameter count do not change.
+    """
+    for layer in model.layers:
+        if not isinstance(layer, tf.keras.layers.Conv2D):
+            continue
+        kernel, bias = layer.get_weights()
+        kh, kw, cin, cout = kernel.shape
+        c = min(model.input_shape[-1], cin, cout)
+        kernel[:, :, :, :c] = 0.0
+        for i in range(c):
+            kernel[kh // 2, kw // 2, i, i] = 1.0
+        if cout == model.output_shape[-1]:
+            kernel[:, :, c:, :] = 0.0
+        bias[:c] = 0.0
+        layer.set_weights([kernel, bias])
+    return model
