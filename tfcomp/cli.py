@@ -1,4 +1,5 @@
-"""The `tfcomp` command line: codecs, compress, decompress, restore, evaluate, plot, report, demo."""
+"""The `tfcomp` command line: codecs, compress, decompress, restore, evaluate, plot, report, export,
+serve, demo."""
 
 import argparse
 import json
@@ -192,6 +193,37 @@ def _range(r):
     return "-" if r is None else f"{r[0]:.2f}..{r[1]:.2f}"
 
 
+def cmd_export(args):
+    from .export import export, format_parity, parity
+    if args.version < 1:
+        raise TfcompError(f"--version must be a positive integer, got {args.version}")
+    done = export(args.model, args.format, args.out, quantize=args.quantize, tile=args.tile,
+                  version=args.version, force=args.force, weights=args.weights, opset=args.opset,
+                  serving_base=args.serving_base, name=args.name, max_pixels=args.max_pixels)
+    for fmt, quant, path in done:
+        print(f"{path}: {fmt}" + (f" {quant}" if fmt == "tflite" else ""))
+    if any(fmt == "savedmodel" for fmt, _, _ in done):
+        print(f"{os.path.join(args.out, 'models.config')}: TF Serving model config (serve it "
+              "with `tfcomp serve --model-config ...`)")
+    if args.check:
+        rows = parity(args.model, artifacts=done, weights=args.weights, name=args.name,
+                      quality=args.check_quality)
+        print(f"parity against TF on JPEG q{args.check_quality} crops of scikit-image photos "
+              f"(max|err| on [0, 1]; PSNR in dB against the uncompressed crop):")
+        print(format_parity(rows))
+        failed = [f"{r['format']}/{r['quantization']}/{r['runtime']}" for r in rows if not r["ok"]]
+        if failed:
+            raise TfcompError("parity outside tolerance: " + ", ".join(failed))
+    return 0
+
+
+def cmd_serve(args):
+    from .serving import serve
+    return serve(args.model_config, rest_port=args.rest_port, grpc_port=args.grpc_port,
+                 host=args.host, max_body_bytes=int(args.max_body_mb * 2 ** 20),
+                 rest_threads=args.rest_threads, grpc_workers=args.grpc_workers)
+
+
 def cmd_demo(args):
     from .demo import run_demo
     return run_demo(args.out, args.model)
@@ -256,6 +288,48 @@ def build_parser():
     s = sub.add_parser("report", help="markdown tables (README) from evaluation JSONs")
     s.add_argument("results", nargs="+", help="JSON files from `tfcomp evaluate` (first = anchor)")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("export", help="export a model: SavedModel (TF Serving), TFLite, ONNX",
+                       description="Export a registered model. savedmodel: OUT/NAME/VERSION/ in "
+                       "TF Serving layout and OUT/models.config; tflite: OUT/NAME[-tileT]-QUANT."
+                       "tflite; onnx: OUT/NAME[-tileT].onnx; all: every one of those.")
+    s.add_argument("--model", required=True, help="model name (see `tfcomp codecs`)")
+    s.add_argument("--format", required=True, choices=("savedmodel", "tflite", "onnx", "all"))
+    s.add_argument("--quantize", choices=("float16", "int8"),
+                   help="TFLite quantisation (default float32; int8 calibrates on JPEG'd photos)")
+    s.add_argument("--out", required=True, help="output folder (created)")
+    s.add_argument("--version", type=int, default=1, help="SavedModel version (default 1)")
+    s.add_argument("--force", action="store_true", help="replace an existing SavedModel version")
+    s.add_argument("--tile", type=int, help="TFLite/ONNX: fixed input [1,T,T,C] instead of "
+                   "dynamic height and width")
+    s.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..17 (default 17)")
+    s.add_argument("--weights", help="weights file to export instead of the shipped one "
+                   "(e.g. a training run's checkpoint)")
+    s.add_argument("--name", help="name of the export (default: the model name)")
+    s.add_argument("--serving-base", metavar="DIR", help="base_path prefix written to "
+                   "models.config (e.g. /models inside a container; default: absolute paths)")
+    s.add_argument("--max-pixels", type=int, default=2048 * 2048,
+                   help="largest image the bytes signature decodes (default %(default)s)")
+    s.add_argument("--check", action="store_true", help="run the exports and TF on JPEG'd "
+                   "photo crops and print the parity table (exit 1 outside tolerance)")
+    s.add_argument("--check-quality", type=int, default=20, help="JPEG quality of the check "
+                   "images (default %(default)s)")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("serve", help="TF-Serving-compatible REST + gRPC server",
+                       description="Serve the SavedModels of a TF Serving models.config with "
+                       "TF Serving's REST API (/v1/models/...) and gRPC PredictionService / "
+                       "ModelService. Stop with Ctrl-C or SIGTERM.")
+    s.add_argument("--model-config", required=True, help="models.config (TF Serving text format)")
+    s.add_argument("--rest-port", type=int, default=8501, help="REST port (default 8501; 0 = off)")
+    s.add_argument("--grpc-port", type=int, default=8500, help="gRPC port (default 8500; 0 = off)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                   "%(default)s; 0.0.0.0 for every interface, as tensorflow_model_server does)")
+    s.add_argument("--max-body-mb", type=float, default=64.0,
+                   help="largest REST request body / gRPC message in MiB (default 64)")
+    s.add_argument("--rest-threads", type=int, default=16, help="concurrent REST requests")
+    s.add_argument("--grpc-workers", type=int, default=8, help="gRPC worker threads")
+    s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="JPEG + restorer on sample photos shipped with scikit-image")
     s.add_argument("--out", default="demo_out", help="report folder (default %(default)s)")

@@ -26,6 +26,7 @@ class ModelSpec:
     quality_default: int = 75
     trained_with: str = ""         # the command that produced the weights
     tables: str = ""               # optional entropy-coding tables under tfcomp/weights/
+    codec: str = ""                # the registry codec that uses this model, if any
     #: Deployment (tfcomp.export): "module:function" building the model's export signatures;
     #: "" = the default for its kind (see tfcomp.export.EXPORTERS).
     exporter: str = ""
@@ -106,7 +107,8 @@ def load_extra(name):
 
 
 def describe_all():
-    return [s.describe() for s in _REGISTRY.values()]
+    """Entries for `tfcomp codecs`: models used directly (those inside a codec are listed there)."""
+    return [s.describe() for s in _REGISTRY.values() if not s.codec]
 
 
 _RESTORER = "tfcomp.models.restorer:build_restorer"
@@ -128,3 +130,14 @@ register(ModelSpec(
     weights="restorer-blind.weights.h5",
     quality_min=10, quality_max=90, quality_default=10,
     trained_with="see README: training/train_restorer.py --quality-range 10 90"))
+
+# Content-weighted codec (codec "cwic"): one narrow-configuration model per rate index.
+for _rate, _target in ((1, 0.15), (2, 0.33), (3, 0.6)):
+    register(ModelSpec(
+        name=f"cwic-{_rate}",
+        kind="learned",
+        description=f"content-weighted codec, narrow config, target kept-bit fraction {_target}",
+        builder="tfcomp.models.cwic:build_cwic", builder_kwargs={"config": "narrow"},
+        weights=f"cwic-{_rate}.weights.h5", tables=f"cwic-{_rate}.ctx.npz",
+        quality_min=_rate, quality_max=_rate, quality_default=_rate, codec="cwic",
+        trained_with=f"see README: training/train_cwic.py --target {_target} --out tfcomp/weights/cwic-{_rate}"))
