@@ -4,12 +4,28 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tfcomp-installed
+OPS     := tfcomp/_bpg_ops.so
+OPS_SRC := $(wildcard tfcomp/csrc/bpg/*.c tfcomp/csrc/bpg/*.h) tfcomp/csrc/bpg_ops.cc tfcomp/csrc/build.py
+FUZZ_SECONDS ?= 60
 
-.PHONY: all setup system-deps demo test bench train-restorers eval-restorers clean
+.PHONY: all setup system-deps ops fuzz demo test bench eval-restorers clean
 
 all: test
 
-setup: $(STAMP)
+setup: $(STAMP) $(OPS)
+
+system-deps:
+	@bash .ci/system-deps.sh
+
+# The BPG codec's TensorFlow op (C on libx265/libde265), rebuilt when its sources change.
+ops: $(OPS)
+$(OPS): $(OPS_SRC) | $(STAMP)
+	@bash .ci/system-deps.sh
+	$(BIN)/python tfcomp/csrc/build.py
+
+# Bounded libFuzzer+ASan run on the BPG decoder (installs clang when missing).
+fuzz: $(OPS)
+	bash tfcomp/csrc/fuzz/run_fuzz.sh $(FUZZ_SECONDS)
 
 # Re-run the install whenever the dependency pins or setup.py change.
 $(STAMP): requirements.txt setup.py
@@ -33,4 +49,4 @@ eval-restorers: setup
 	bash training/eval_restorers.sh
 
 clean:
-	rm -rf demo_out build *.egg-info .pytest_cache
+	rm -rf demo_out build *.egg-info .pytest_cache $(OPS)

@@ -1,6 +1,32 @@
 """Install tfcomp: `pip install -e .` (the Makefile does this inside .venv)."""
 
+import os
+import subprocess
+import sys
+
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+from setuptools.command.develop import develop
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def build_ops():
+    """Compiles tfcomp/_bpg_ops.so against the installed TensorFlow (no-op when up to date)."""
+    subprocess.check_call([sys.executable, os.path.join(HERE, "tfcomp", "csrc", "build.py")])
+
+
+class BuildPyWithOps(build_py):
+    def run(self):
+        build_ops()
+        super().run()
+
+
+class DevelopWithOps(develop):
+    # `pip install -e .` (no pyproject.toml) runs develop, not build_py.
+    def run(self):
+        build_ops()
+        super().run()
 
 setup(
     name="tfcomp",
@@ -10,7 +36,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["tfcomp", "tfcomp.*"]),
-    package_data={"tfcomp": ["weights/*.weights.h5"]},
+    package_data={"tfcomp": ["weights/*.weights.h5", "weights/*.ctx.npz", "_bpg_ops.so"]},
+    cmdclass={"build_py": BuildPyWithOps, "develop": DevelopWithOps},
     install_requires=[
         "tensorflow==2.14.1",
         "tensorflow-compression==2.14.1",

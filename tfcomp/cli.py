@@ -247,7 +247,7 @@ def build_parser():
     s.add_argument("-o", "--output", required=True, help="compressed file to write")
     s.add_argument("--codec", required=True, help="codec name (see `tfcomp codecs`)")
     s.add_argument("--quality", type=int, help="the codec's quality knob (default: the codec's)")
-    s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg)")
+    s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
     s.set_defaults(func=cmd_compress)
 
     s = sub.add_parser("decompress", help="decode a compressed file to PNG")
@@ -273,7 +273,7 @@ def build_parser():
     s.add_argument("--json", required=True, help="results JSON to write")
     s.add_argument("--plot", help="RD plot PNG (default: next to the JSON)")
     s.add_argument("--gray", action="store_true", help="restorers: gray/Y protocol")
-    s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg)")
+    s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
     s.add_argument("--keep", metavar="DIR", help="keep the compressed files and decoded PNGs here")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_evaluate)

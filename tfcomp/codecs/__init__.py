@@ -12,6 +12,7 @@ _REGISTRY = {
     "jpeg": "tfcomp.codecs.classical:JpegCodec",
     "webp": "tfcomp.codecs.classical:WebpCodec",
     "jpeg2000": "tfcomp.codecs.classical:Jpeg2000Codec",
+    "bpg": "tfcomp.codecs.bpg:BpgCodec",
     "cwic": "tfcomp.codecs.cwic:CwicCodec",
 }
 
