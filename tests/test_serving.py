@@ -418,7 +418,7 @@ def test_serve_cli_starts_and_stops_on_sigterm(server):
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     try:
         url = f"http://127.0.0.1:{ports[0]}/v1/models/gray"
-        deadline = time.time() + 120
+        deadline = time.time() + 240
         while True:
             assert proc.poll() is None, proc.communicate()[1]
             try:

@@ -158,7 +158,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 
 def test_mirrored_two_cpus_matches_single_device_step():
-    proc = _run([sys.executable, "-c", MIRRORED_SCRIPT], timeout=180)
+    proc = _run([sys.executable, "-c", MIRRORED_SCRIPT], timeout=300)
     assert proc.returncode == 0, _last_lines(proc.stderr)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["replicas"] == 2, result
@@ -188,7 +188,7 @@ def test_multiworker_two_processes_agree(tmp_path, monkeypatch):
         procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                       env=_env(TF_CONFIG=tf_config, TMPDIR=str(worker_tmp))))
     try:
-        codes = [p.wait(timeout=240) for p in procs]
+        codes = [p.wait(timeout=420) for p in procs]
     except subprocess.TimeoutExpired:
         codes = None
     finally:
@@ -253,12 +253,12 @@ def test_backup_and_restore_resumes_after_crash(tmp_path):
     args = ["--data", str(data), *TINY, "--steps", "6", "--steps-per-epoch", "2",
             "--run-dir", str(run_dir), "--out", str(out)]
 
-    crashed = _run([sys.executable, "-c", KILLER_WRAPPER.format(root=ROOT), *args], timeout=180)
+    crashed = _run([sys.executable, "-c", KILLER_WRAPPER.format(root=ROOT), *args], timeout=300)
     assert crashed.returncode == 1, _last_lines(crashed.stderr)
     assert [e["epoch"] for e in _epochs(run_dir / "log.jsonl")] == [1, 2]
     assert not out.exists()
 
-    resumed = _run([sys.executable, CLI, *args], timeout=180)
+    resumed = _run([sys.executable, CLI, *args], timeout=300)
     assert resumed.returncode == 0, _last_lines(resumed.stderr)
     # The rerun appended only epoch 3: it resumed after epoch 2 instead of starting over.
     assert [e["epoch"] for e in _epochs(run_dir / "log.jsonl")] == [1, 2, 3]

@@ -10,7 +10,7 @@ from .errors import TfcompError
 
 __all__ = ["main", "build_parser"]
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TF 2.14 logs CUDA-plugin errors on CPU-only hosts
 
 
 def format_table(headers, rows):

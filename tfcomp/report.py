@@ -9,6 +9,10 @@ def _cell(value, digits):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _range(r):
+    return "-" if r is None else f"{r[0]:.2f}..{r[1]:.2f}"
+
+
 def markdown_table(headers, rows):
     """A GitHub-flavoured markdown table."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -36,8 +40,10 @@ def codec_markdown(results):
              _cell(p["ms_ssim"], 4)) for r in results for p in r["points"]]
     text = markdown_table(["codec", "quality", "bpp", "PSNR", "MS-SSIM"], rows)
     if len(results) > 1:
-        bd = [(r["codec"], _cell(r["bd_rate_psnr"], 1), _cell(r["bd_rate_ms_ssim"], 1))
+        bd = [(r["codec"], _cell(r["bd_rate_psnr"], 1), _range(r["overlap_psnr"]),
+               _cell(r["bd_rate_ms_ssim"], 1), _range(r["overlap_ms_ssim_db"]))
               for r in bd_rate_table(results, 0)]
         text += f"\n\nBD-rate against {label_of(results[0])} (%; negative = fewer bits):\n\n"
-        text += markdown_table(["codec", "BD-rate PSNR", "BD-rate MS-SSIM"], bd)
+        text += markdown_table(["codec", "BD-rate PSNR", "over PSNR (dB)", "BD-rate MS-SSIM",
+                                "over MS-SSIM (dB)"], bd)
     return text

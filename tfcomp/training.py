@@ -7,7 +7,7 @@ import tempfile
 import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
-           "standard_callbacks", "worker_dir", "fit_and_save", "train_restorer", "train_cwic"]
+           "standard_callbacks", "worker_dir", "fit_and_save", "save_slim_weights", "train_restorer", "train_cwic"]
 
 
 def make_strategy(cpu_devices=1):
@@ -109,18 +109,27 @@ def standard_callbacks(run_dir, strategy):
     ]
 
 
-def fit_and_save(model_fn, dataset, *, run_dir, out, steps, steps_per_epoch, strategy,
-                 validation=None, batch_size=None, init_weights=None, verbose=1):
-    """Builds (model_fn() -> compiled model, under the strategy), fits, saves the weights.
+def save_slim_weights(model, build_fn, path):
+    """Saves only the model's variables (no optimizer state) by copying into a fresh build."""
+    fresh = build_fn()
+    fresh.set_weights(model.get_weights())
+    fresh.save_weights(path)
+
+
+def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_per_epoch,
+                 strategy, validation=None, batch_size=None, init_weights=None, verbose=1):
+    """Builds (build_fn) and compiles (compile_fn) under the strategy, fits, saves the weights.
 
     A killed run restarted with the same `run_dir` resumes from its last finished epoch
-    (BackupAndRestore). The final weights go to `out` (chief only; other workers write a
-    private copy, as MultiWorkerMirroredStrategy requires every worker to save).
+    (BackupAndRestore). The final weights (variables only, no optimizer state) go to `out`
+    (chief only; other workers write a private copy, as MultiWorkerMirroredStrategy
+    requires every worker to save).
     """
     with strategy.scope():
-        model = model_fn()
+        model = build_fn()
         if init_weights:
-            model.load_weights(init_weights)
+            model.load_weights(init_weights)  # slim weights or a checkpoint with optimizer state
+        compile_fn(model)
     epochs = max(1, -(-steps // steps_per_epoch))
     history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         validation_data=validation,
@@ -129,7 +138,7 @@ def fit_and_save(model_fn, dataset, *, run_dir, out, steps, steps_per_epoch, str
     if out:
         target = out if is_chief(strategy) else worker_dir(out, strategy)
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        model.save_weights(target)
+        save_slim_weights(model, build_fn, target)
     return model, history
 
 
@@ -162,15 +171,15 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                   f"JPEG PSNR {base:.3f} dB (restored PSNR is val_psnr)")
         validation = (vx, vy)
 
-    def model_fn():
+    def build_fn():
         model = build_restorer(channels=channels, widths=widths or DEFAULT_WIDTHS)
-        if identity and not init_weights:
-            identity_init(model)
+        return identity_init(model) if identity and not init_weights else model
+
+    def compile_fn(model):
         model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)),
                       loss="mse", metrics=[psnr_metric])
-        return model
 
-    return fit_and_save(model_fn, dataset, run_dir=run_dir, out=out, steps=steps,
+    return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out, steps=steps,
                         steps_per_epoch=steps_per_epoch, strategy=strategy,
                         validation=validation, batch_size=batch_size,
                         init_weights=init_weights, verbose=verbose)[1]
@@ -190,13 +199,14 @@ def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", targ
     dataset = patch_dataset(data, PatchConfig(patch_size=patch_size), batch_size, seed=seed)
     validation = eval_patches(eval_data, patch_size, 3, None) if eval_data else None
 
-    def model_fn():
-        model = build_cwic(config, use_binarizer=use_binarizer, use_importance=use_importance,
-                           target=target, gamma=gamma)
-        model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)))
-        return model
+    def build_fn():
+        return build_cwic(config, use_binarizer=use_binarizer, use_importance=use_importance,
+                          target=target, gamma=gamma)
 
-    return fit_and_save(model_fn, dataset, run_dir=run_dir, out=out, steps=steps,
+    def compile_fn(model):
+        model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)))
+
+    return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out, steps=steps,
                         steps_per_epoch=steps_per_epoch, strategy=strategy,
                         validation=validation, batch_size=batch_size,
                         init_weights=init_weights, verbose=verbose)[1]

@@ -13,6 +13,8 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Reading a checkpoint while training writes it must not crash the run (HDF5 file locks).
+os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
 
 
 def main(argv=None):

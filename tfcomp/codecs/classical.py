@@ -85,7 +85,7 @@ class Jpeg2000Codec(Codec):
                    "in dB, 20..60")
     extension = ".jp2"
     quality_min, quality_max, quality_default = 20, 60, 35
-    sweep = (24, 27, 30, 33, 36, 39, 42)
+    sweep = (22, 24, 26, 28, 30, 32, 34, 36)
 
     def _encode(self, image, quality):
         buf = io.BytesIO()
