@@ -7,12 +7,13 @@ STAMP  := $(VENV)/.tfcomp-installed
 OPS     := tfcomp/_bpg_ops.so
 OPS_SRC := $(wildcard tfcomp/csrc/bpg/*.c tfcomp/csrc/bpg/*.h) tfcomp/csrc/bpg_ops.cc tfcomp/csrc/build.py
 FUZZ_SECONDS ?= 60
+WEB_DEPS := serving/web/node_modules/@tensorflow/tfjs-tflite
 
 .PHONY: all setup system-deps ops fuzz demo test bench eval-restorers clean
 
 all: test
 
-setup: $(STAMP) $(OPS)
+setup: $(STAMP) $(OPS) $(WEB_DEPS)
 
 system-deps:
 	@bash .ci/system-deps.sh
@@ -22,6 +23,12 @@ ops: $(OPS)
 $(OPS): $(OPS_SRC) | $(STAMP)
 	@bash .ci/system-deps.sh
 	$(BIN)/python tfcomp/csrc/build.py
+
+# The browser demo's npm packages (tfjs-tflite), exactly as locked.
+$(WEB_DEPS): serving/web/package-lock.json
+	@bash .ci/system-deps.sh
+	cd serving/web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEB_DEPS)
 
 # Bounded libFuzzer+ASan run on the BPG decoder (installs clang when missing).
 fuzz: $(OPS)

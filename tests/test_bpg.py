@@ -239,7 +239,7 @@ def test_registry_codec_takes_1_or_3_channels(rgb, encoded):
     assert (codec.name, codec.kind, codec.extension) == ("bpg", "classical", ".bpg")
     assert (codec.quality_min, codec.quality_max, codec.quality_default) == (0, 51, 30)
     assert codec.higher_is_better is False and codec.sweep == (22, 27, 32, 37, 42, 47)
-    assert codec.options == {"chroma": ("420", "444")} and codec.weights_present
+    assert codec.options == {"chroma": ("420", "444"), "level": tuple(range(1, 10))} and codec.weights_present
     assert codec.encode(rgb) == encoded  # quality default = QP 30, chroma 420
     assert codec.sniff(encoded) and not codec.sniff(b"\xff\xd8\xff")
     assert codec_for_bytes(encoded).name == "bpg"
@@ -459,3 +459,19 @@ def test_cli_compress_decompress(tmp_path, capsys):
     capsys.readouterr()
     assert main(["decompress", str(bad), "-o", str(bad_out)]) == 1
     assert "error" in capsys.readouterr().err and not bad_out.exists()
+
+
+def test_level_option_reaches_the_encoder(tmp_path):
+    """`--level` changes x265's preset: level 1 and level 8 give different files."""
+    from tfcomp.cli import main
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:64, 0:80]
+    img = np.clip(np.stack([128 + 60 * np.sin(x / 6 + c) * np.cos(y / 5) for c in range(3)], -1)
+                  + rng.normal(0, 8, (64, 80, 3)), 0, 255).astype(np.uint8)
+    fast = get_codec("bpg", level=1).encode(img, 30)
+    slow = get_codec("bpg", level=8).encode(img, 30)
+    assert fast != slow and get_codec("bpg").encode(img, 30) == slow
+    Image.fromarray(img).save(tmp_path / "in.png")
+    assert main(["compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "a.bpg"), "--codec",
+                 "bpg", "--quality", "30", "--level", "1"]) == 0
+    assert (tmp_path / "a.bpg").read_bytes() == fast

@@ -42,19 +42,29 @@ def test_image(width=768, height=512):
     return np.asarray(Image.fromarray(data.astronaut()).resize((width, height), Image.BICUBIC))
 
 
-def bench_codecs(image, repeat=5):
-    """Rows (codec, quality, bytes, bpp, encode s, decode s) at each codec's default quality."""
+def _codec_variants():
+    """(label, codec) for every ready classical codec; BPG at encoder levels 1, 5 and 8."""
     from .codecs import codec_names, get_codec
-    rows = []
     for name in codec_names():
         codec = get_codec(name)
         if codec.kind != "classical" or not codec.weights_present:
             continue
+        if "level" in codec.options:
+            for level in (1, 5, 8):
+                yield f"{name} level {level}", get_codec(name, level=level)
+        else:
+            yield name, codec
+
+
+def bench_codecs(image, repeat=5):
+    """Rows (codec, quality, bytes, bpp, encode s, decode s) at each codec's default quality."""
+    rows = []
+    for label, codec in _codec_variants():
         q = codec.quality_default
         data = codec.encode(image, q)
         enc = time_call(lambda: codec.encode(image, q), repeat)
         dec = time_call(lambda: codec.decode(data), repeat)
-        rows.append((name, q, len(data), 8 * len(data) / image[..., 0].size, enc, dec))
+        rows.append((label, q, len(data), 8 * len(data) / image[..., 0].size, enc, dec))
     return rows
 
 

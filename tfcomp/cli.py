@@ -33,7 +33,8 @@ def _fmt(value):
 
 
 def _codec_options(args):
-    return {"chroma": args.chroma} if getattr(args, "chroma", None) else {}
+    opts = {"chroma": getattr(args, "chroma", None), "level": getattr(args, "level", None)}
+    return {k: v for k, v in opts.items() if v is not None}
 
 
 def _check_output(path):
@@ -248,6 +249,8 @@ def build_parser():
     s.add_argument("--codec", required=True, help="codec name (see `tfcomp codecs`)")
     s.add_argument("--quality", type=int, help="the codec's quality knob (default: the codec's)")
     s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
+    s.add_argument("--level", type=int, choices=range(1, 10), metavar="1..9",
+                   help="bpg encoder effort (x265 preset; default 8)")
     s.set_defaults(func=cmd_compress)
 
     s = sub.add_parser("decompress", help="decode a compressed file to PNG")

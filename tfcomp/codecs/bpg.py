@@ -204,9 +204,8 @@ class BpgCodec(Codec):
     quality_min, quality_max, quality_default = QP_MIN, QP_MAX, QP_DEFAULT
     higher_is_better = False
     sweep = (22, 27, 32, 37, 42, 47)
-    options = {"chroma": ("420", "444")}
-    #: bpgenc -m (x265 preset), 1 = fastest .. 9 = slowest; 8 is bpgenc's default.
-    level = LEVEL_DEFAULT
+    #: level = bpgenc -m (x265 preset), 1 = fastest .. 9 = slowest; 8 is bpgenc's default.
+    options = {"chroma": ("420", "444"), "level": tuple(range(1, 10))}
 
     @property
     def weights_present(self):
@@ -214,7 +213,7 @@ class BpgCodec(Codec):
 
     def _encode(self, image, quality):
         return encode(image, qp=quality, chroma=self.settings.get("chroma", "420"),
-                      level=self.level)
+                      level=self.settings.get("level", LEVEL_DEFAULT))
 
     def _decode(self, data):
         return decode(data)
