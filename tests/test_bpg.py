@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagegen import natural_gray, natural_rgb
 from tfcomp.codecs import bpg, codec_for_bytes, get_codec
 from tfcomp.errors import BitstreamError, InputError
 from tfcomp.metrics import psnr
@@ -22,21 +23,6 @@ REGRESSIONS = os.path.join(os.path.dirname(__file__), "data", "bpg_fuzz_regressi
 def ops():
     """The op library must be built (`make`, or .venv/bin/python tfcomp/csrc/build.py)."""
     return bpg.load_ops()
-
-
-def natural_rgb(h=48, w=64, seed=0):
-    """Smooth colour gradients + a periodic texture + a little noise, uint8 HxWx3."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / max(h, w, 1)
-    img = np.stack([200 * x + 30, 180 * y + 40, 60 * (x + y) + 60 + 50 * np.sin(6 * x)], axis=-1)
-    img += (20 * np.sin(40 * x) * np.cos(30 * y))[..., None]
-    img += rng.normal(0.0, 4.0, img.shape)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
-
-
-def natural_gray(h=48, w=64, seed=1):
-    return np.round(natural_rgb(h, w, seed).astype(np.float64) @ [0.299, 0.587, 0.114]).astype(
-        np.uint8)
 
 
 def colour_blocks(h=40, w=40, seed=2):

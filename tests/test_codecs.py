@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import ImageFile
 
+from imagegen import natural_gray, natural_rgb
 from tfcomp.codecs import codec_for_bytes, codec_names, describe_all, get_codec
 from tfcomp.errors import BitstreamError, InputError
 from tfcomp.metrics import psnr
@@ -15,22 +16,6 @@ CLASSICAL = ("jpeg", "webp", "jpeg2000")
 QUALITY_LADDER = {"jpeg": (10, 50, 90), "webp": (10, 50, 90), "jpeg2000": (25, 35, 45)}
 # Lower PSNR bound (dB) at each codec's default quality on the test image.
 MIN_PSNR_AT_DEFAULT = {"jpeg": 30.0, "webp": 30.0, "jpeg2000": 30.0}
-
-
-def natural_rgb(h=48, w=64, seed=0):
-    """Smooth colour gradients + a periodic texture + a little noise, uint8 HxWx3."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w] / max(h, w, 1)
-    img = np.stack([200 * x + 30, 180 * y + 40, 60 * (x + y) + 60 + 50 * np.sin(6 * x)], axis=-1)
-    img += (20 * np.sin(40 * x) * np.cos(30 * y))[..., None]
-    img += rng.normal(0.0, 4.0, img.shape)
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
-
-
-def natural_gray(h=48, w=64, seed=1):
-    """A gray HxW uint8 image of the same kind."""
-    rgb = natural_rgb(h, w, seed).astype(np.float64)
-    return np.round(rgb @ [0.299, 0.587, 0.114]).astype(np.uint8)
 
 
 def colourful_rgb(h=64, w=64, seed=2):

@@ -275,6 +275,17 @@ long bpg_find_nal_end(const uint8_t *buf, size_t len, int has_startcode)
 
 /* ----------------------------------------------------------- hevc_header */
 
+void bpg_write_pcm_fields(bpg_bitwriter *bw, const bpg_hevc_header *h)
+{
+    if (!h->pcm)
+        return;
+    bpg_bw_bits(bw, 4, (uint32_t)(h->pcm_bit_depth_luma - 1));
+    bpg_bw_bits(bw, 4, (uint32_t)(h->pcm_bit_depth_chroma - 1));
+    bpg_bw_ue(bw, (uint32_t)(h->log2_min_pcm_cb_size - 3));
+    bpg_bw_ue(bw, (uint32_t)h->log2_diff_max_min_pcm_cb_size);
+    bpg_bw_bits(bw, 1, (uint32_t)h->pcm_loop_filter_disabled);
+}
+
 int bpg_write_hevc_header_bits(const bpg_hevc_header *h, uint8_t *buf, size_t cap)
 {
     bpg_bitwriter bw;
@@ -286,13 +297,7 @@ int bpg_write_hevc_header_bits(const bpg_hevc_header *h, uint8_t *buf, size_t ca
     bpg_bw_ue(&bw, (uint32_t)h->max_transform_hierarchy_depth);
     bpg_bw_bits(&bw, 1, (uint32_t)h->sao);
     bpg_bw_bits(&bw, 1, (uint32_t)h->pcm);
-    if (h->pcm) {
-        bpg_bw_bits(&bw, 4, (uint32_t)(h->pcm_bit_depth_luma - 1));
-        bpg_bw_bits(&bw, 4, (uint32_t)(h->pcm_bit_depth_chroma - 1));
-        bpg_bw_ue(&bw, (uint32_t)(h->log2_min_pcm_cb_size - 3));
-        bpg_bw_ue(&bw, (uint32_t)h->log2_diff_max_min_pcm_cb_size);
-        bpg_bw_bits(&bw, 1, (uint32_t)h->pcm_loop_filter_disabled);
-    }
+    bpg_write_pcm_fields(&bw, h);
     bpg_bw_bits(&bw, 1, (uint32_t)h->strong_intra_smoothing);
     bpg_bw_bits(&bw, 1, (uint32_t)h->sps_extension);
     if (h->sps_extension) {

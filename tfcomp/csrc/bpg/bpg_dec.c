@@ -163,13 +163,7 @@ static int push_vps_sps(bpg_dynbuf *out, const bpg_hevc_header *h, int chroma_fo
     bpg_bw_bits(&bw, 1, 1);      /* amp_enabled_flag */
     bpg_bw_bits(&bw, 1, (uint32_t)h->sao);
     bpg_bw_bits(&bw, 1, (uint32_t)h->pcm);
-    if (h->pcm) {
-        bpg_bw_bits(&bw, 4, (uint32_t)(h->pcm_bit_depth_luma - 1));
-        bpg_bw_bits(&bw, 4, (uint32_t)(h->pcm_bit_depth_chroma - 1));
-        bpg_bw_ue(&bw, (uint32_t)(h->log2_min_pcm_cb_size - 3));
-        bpg_bw_ue(&bw, (uint32_t)h->log2_diff_max_min_pcm_cb_size);
-        bpg_bw_bits(&bw, 1, (uint32_t)h->pcm_loop_filter_disabled);
-    }
+    bpg_write_pcm_fields(&bw, h);
     bpg_bw_ue(&bw, 0);           /* num_short_term_ref_pic_sets */
     bpg_bw_bits(&bw, 1, 0);      /* long_term_ref_pics_present_flag */
     bpg_bw_bits(&bw, 1, 1);      /* sps_temporal_mvp_enabled_flag */
