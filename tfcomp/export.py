@@ -15,6 +15,7 @@ Layouts written under ``OUT``::
     OUT/NAME[-tileT].onnx
 """
 
+import abc
 import datetime
 import importlib
 import json
@@ -57,7 +58,7 @@ EXPORTERS = {"restorer": "tfcomp.export:ImageToImageExporter"}
 
 
 # -- exporters --------------------------------------------------------------------------------
-class Exporter:
+class Exporter(abc.ABC):
     """What a model kind provides for deployment.
 
     ``signatures()`` -> {name: tf.function with an input_signature} for the SavedModel
@@ -78,8 +79,9 @@ class Exporter:
         if spec is not None and spec.custom_ops:
             self.custom_ops = tuple(spec.custom_ops)
 
+    @abc.abstractmethod
     def signatures(self):
-        raise NotImplementedError
+        """{signature name: concrete tf.function} for the SavedModel."""
 
     def float_function(self, tile=None):
         raise TfcompError(f"{type(self).__name__} has no float signature for TFLite/ONNX")

@@ -1,5 +1,7 @@
 """The codec interface: encode an image to bytes, decode bytes to an image."""
 
+import abc
+
 import numpy as np
 
 from ..errors import BitstreamError, InputError
@@ -21,7 +23,7 @@ def as_image(image):
     return image, image.shape[2]
 
 
-class Codec:
+class Codec(abc.ABC):
     """One image codec: a named quality knob, `encode` to bytes and `decode` from bytes.
 
     Subclasses set the class attributes and implement `_encode` and `_decode`.
@@ -111,8 +113,10 @@ class Codec:
             "weights": bool(self.weights_present),
         }
 
+    @abc.abstractmethod
     def _encode(self, image, quality):
-        raise NotImplementedError
+        """uint8 HxWxC (C = 1 or 3), a checked quality -> file bytes."""
 
+    @abc.abstractmethod
     def _decode(self, data):
-        raise NotImplementedError
+        """Non-empty file bytes -> uint8 HxWx3 or HxWx1; BitstreamError when invalid."""
