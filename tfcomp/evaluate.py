@@ -10,7 +10,7 @@ from .codecs import get_codec
 from .errors import InputError
 from .imageio import list_images, read_image, write_bytes, write_image
 
-__all__ = ["evaluate_codec", "evaluate_restorer", "progress"]
+__all__ = ["evaluate_codec", "evaluate_restorer", "progress", "load_images"]
 
 
 def progress(iterable, total, desc, enabled=True):
@@ -39,6 +39,11 @@ def _file_round_trip(codec, image, quality, path):
     if image.ndim == 2:
         decoded = decoded[:, :, 0]
     return decoded, metrics.file_bpp(path, *image.shape[:2])
+
+
+def load_images(data, mode="rgb"):
+    """[(name, uint8 array)] for a directory/glob (or already-loaded pairs)."""
+    return [(name, _load(item, mode)) for name, item in _items(data)]
 
 
 def _mean(values):
