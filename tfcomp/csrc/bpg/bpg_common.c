@@ -286,6 +286,17 @@ void bpg_write_pcm_fields(bpg_bitwriter *bw, const bpg_hevc_header *h)
     bpg_bw_bits(bw, 1, (uint32_t)h->pcm_loop_filter_disabled);
 }
 
+void bpg_write_sps_extension(bpg_bitwriter *bw, const bpg_hevc_header *h)
+{
+    bpg_bw_bits(bw, 1, (uint32_t)h->sps_extension);
+    if (!h->sps_extension)
+        return;
+    bpg_bw_bits(bw, 1, (uint32_t)h->sps_range_extension);
+    bpg_bw_bits(bw, 7, 0);       /* sps_extension_7bits */
+    if (h->sps_range_extension)
+        bpg_bw_bits(bw, 9, (uint32_t)h->range_extension_flags);
+}
+
 int bpg_write_hevc_header_bits(const bpg_hevc_header *h, uint8_t *buf, size_t cap)
 {
     bpg_bitwriter bw;
@@ -299,13 +310,7 @@ int bpg_write_hevc_header_bits(const bpg_hevc_header *h, uint8_t *buf, size_t ca
     bpg_bw_bits(&bw, 1, (uint32_t)h->pcm);
     bpg_write_pcm_fields(&bw, h);
     bpg_bw_bits(&bw, 1, (uint32_t)h->strong_intra_smoothing);
-    bpg_bw_bits(&bw, 1, (uint32_t)h->sps_extension);
-    if (h->sps_extension) {
-        bpg_bw_bits(&bw, 1, (uint32_t)h->sps_range_extension);
-        bpg_bw_bits(&bw, 7, 0);
-        if (h->sps_range_extension)
-            bpg_bw_bits(&bw, 9, (uint32_t)h->range_extension_flags);
-    }
+    bpg_write_sps_extension(&bw, h);
     if (bw.overflow)
         return -1;
     return (int)bpg_bw_bytes(&bw);

@@ -82,6 +82,8 @@ long bpg_find_nal_end(const uint8_t *buf, size_t len, int has_startcode);
    buf (cap bytes); returns the byte count or -1. */
 /* The PCM fields (present when h->pcm) as they appear in the compact header and the SPS. */
 void bpg_write_pcm_fields(bpg_bitwriter *bw, const bpg_hevc_header *h);
+/* sps_extension_present_flag and, when set, the range-extension flags (header and SPS alike). */
+void bpg_write_sps_extension(bpg_bitwriter *bw, const bpg_hevc_header *h);
 int bpg_write_hevc_header_bits(const bpg_hevc_header *h, uint8_t *buf, size_t cap);
 
 #endif

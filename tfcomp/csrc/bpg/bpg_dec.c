@@ -169,13 +169,7 @@ static int push_vps_sps(bpg_dynbuf *out, const bpg_hevc_header *h, int chroma_fo
     bpg_bw_bits(&bw, 1, 1);      /* sps_temporal_mvp_enabled_flag */
     bpg_bw_bits(&bw, 1, (uint32_t)h->strong_intra_smoothing);
     bpg_bw_bits(&bw, 1, 0);      /* vui_parameters_present_flag */
-    bpg_bw_bits(&bw, 1, (uint32_t)h->sps_extension);
-    if (h->sps_extension) {
-        bpg_bw_bits(&bw, 1, (uint32_t)h->sps_range_extension);
-        bpg_bw_bits(&bw, 7, 0);
-        if (h->sps_range_extension)
-            bpg_bw_bits(&bw, 9, (uint32_t)h->range_extension_flags);
-    }
+    bpg_write_sps_extension(&bw, h);
     bpg_bw_trailing(&bw);
     if (bw.overflow)
         return -1;
