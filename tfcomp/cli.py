@@ -123,7 +123,8 @@ def cmd_evaluate(args):
     from .evaluate import evaluate_codec, evaluate_restorer
     from .plot import plot_codecs, plot_restorers
     _check_output(args.json)
-    plot = args.plot or os.path.splitext(args.json)[0] + ".png"
+    from .plot import default_plot_path
+    plot = args.plot or default_plot_path(args.json)
     _check_output(plot)
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
@@ -171,6 +172,7 @@ def cmd_report(args):
 
 def cmd_plot(args):
     from .plot import bd_rate_table, plot_codecs, plot_restorers
+    from .report import format_range
     results = _read_results(args.results)
     _check_output(args.output)
     if "restorer" in results[0]:
@@ -182,16 +184,12 @@ def cmd_plot(args):
             print(f"BD-rate against {rows[0]['anchor']} (negative = fewer bits):")
             print(format_table(
                 ["codec", "BD-rate PSNR %", "PSNR overlap", "BD-rate MS-SSIM %", "MS-SSIM dB overlap"],
-                [(r["codec"], r["bd_rate_psnr"], _range(r["overlap_psnr"]), r["bd_rate_ms_ssim"],
-                  _range(r["overlap_ms_ssim_db"])) for r in rows]))
+                [(r["codec"], r["bd_rate_psnr"], format_range(r["overlap_psnr"]),
+                  r["bd_rate_ms_ssim"], format_range(r["overlap_ms_ssim_db"])) for r in rows]))
             if args.bd_json:
                 _write_json(args.bd_json, rows)
     print(f"wrote {args.output}")
     return 0
-
-
-def _range(r):
-    return "-" if r is None else f"{r[0]:.2f}..{r[1]:.2f}"
 
 
 def cmd_export(args):

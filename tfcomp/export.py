@@ -482,10 +482,8 @@ def export_tflite(model, out_dir, name=None, quantize="float32", tile=None, weig
     from .imageio import write_bytes
     if quantize not in QUANTIZATIONS:
         raise InputError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
-    tile = _check_tile(tile)
-    exporter = get_exporter(model, name, weights, kind)
+    exporter, tile = _single_file_export(model, out_dir, name, weights, kind, tile)
     name = exporter.name
-    _check_out(out_dir)
     fn = exporter.tflite_function(tile)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [fn.get_concrete_function()], getattr(fn, "keras_model", exporter.model))
@@ -507,6 +505,14 @@ def export_tflite(model, out_dir, name=None, quantize="float32", tile=None, weig
     path = os.path.join(out_dir, f"{name}{_tile_tag(tile)}-{quantize}.tflite")
     write_bytes(path, data)
     return path
+
+
+def _single_file_export(model, out_dir, name, weights, kind, tile):
+    """Shared checks of the one-file exports (TFLite, ONNX): (exporter, checked tile)."""
+    tile = _check_tile(tile)
+    exporter = get_exporter(model, name, weights, kind)
+    _check_out(out_dir)
+    return exporter, tile
 
 
 def _check_tile(tile):
@@ -576,10 +582,8 @@ def export_onnx(model, out_dir, name=None, opset=DEFAULT_OPSET, tile=None, weigh
     from .imageio import write_bytes
     if opset not in OPSETS:
         raise InputError(f"opset must be in {OPSETS.start}..{OPSETS.stop - 1}, got {opset!r}")
-    tile = _check_tile(tile)
-    exporter = get_exporter(model, name, weights, kind)
+    exporter, tile = _single_file_export(model, out_dir, name, weights, kind, tile)
     name = exporter.name
-    _check_out(out_dir)
     fn = exporter.float_function(tile)
     try:
         proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature,

@@ -6,7 +6,7 @@ import os
 from .bdrate import bd_rate
 from .imageio import write_bytes
 
-__all__ = ["label_of", "plot_codecs", "plot_restorers", "bd_rate_table"]
+__all__ = ["label_of", "plot_codecs", "plot_restorers", "bd_rate_table", "default_plot_path"]
 
 
 def label_of(result):
@@ -98,4 +98,5 @@ def bd_rate_table(results, anchor_index=0):
 
 
 def default_plot_path(json_path):
+    """Where `tfcomp evaluate` puts the plot when --plot is not given: next to the JSON."""
     return os.path.splitext(json_path)[0] + ".png"

@@ -2,14 +2,15 @@
 
 from .plot import bd_rate_table, label_of
 
-__all__ = ["markdown_table", "restorer_markdown", "codec_markdown"]
+__all__ = ["markdown_table", "restorer_markdown", "codec_markdown", "format_range"]
 
 
 def _cell(value, digits):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _range(r):
+def format_range(r):
+    """An overlap [lo, hi] as 'lo..hi' ('-' when there is none)."""
     return "-" if r is None else f"{r[0]:.2f}..{r[1]:.2f}"
 
 
@@ -40,8 +41,8 @@ def codec_markdown(results):
              _cell(p["ms_ssim"], 4)) for r in results for p in r["points"]]
     text = markdown_table(["codec", "quality", "bpp", "PSNR", "MS-SSIM"], rows)
     if len(results) > 1:
-        bd = [(r["codec"], _cell(r["bd_rate_psnr"], 1), _range(r["overlap_psnr"]),
-               _cell(r["bd_rate_ms_ssim"], 1), _range(r["overlap_ms_ssim_db"]))
+        bd = [(r["codec"], _cell(r["bd_rate_psnr"], 1), format_range(r["overlap_psnr"]),
+               _cell(r["bd_rate_ms_ssim"], 1), format_range(r["overlap_ms_ssim_db"]))
               for r in bd_rate_table(results, 0)]
         text += f"\n\nBD-rate against {label_of(results[0])} (%; negative = fewer bits):\n\n"
         text += markdown_table(["codec", "BD-rate PSNR", "over PSNR (dB)", "BD-rate MS-SSIM",
