@@ -33,7 +33,8 @@ def _fmt(value):
 
 
 def _codec_options(args):
-    opts = {"chroma": getattr(args, "chroma", None), "level": getattr(args, "level", None)}
+    opts = {"chroma": getattr(args, "chroma", None), "level": getattr(args, "level", None),
+            "model": getattr(args, "model", None)}
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -88,8 +89,10 @@ def cmd_decompress(args):
         raise InputError(f"{args.input}: no such file")
     with open(args.input, "rb") as f:
         data = f.read()
-    codec = get_codec(args.codec) if args.codec else codec_for_bytes(data)
+    codec = get_codec(args.codec, **_codec_options(args)) if args.codec else codec_for_bytes(data)
     image = codec.decode(data)
+    if getattr(codec, "notice", ""):
+        print(f"note: {codec.notice}", file=sys.stderr)
     write_image(args.output, image[:, :, 0] if image.shape[2] == 1 else image)
     print(f"{args.output}: decoded {codec.name}, {image.shape[1]}x{image.shape[0]}")
     return 0
@@ -157,16 +160,29 @@ def _read_results(paths):
                 results.append(json.load(f))
         except (OSError, ValueError) as e:
             raise InputError(f"{path}: cannot read evaluation JSON ({e})") from None
-    kinds = {"restorer" in r for r in results if isinstance(r, dict)}
-    if len(kinds) != 1 or not all(isinstance(r, dict) and "points" in r for r in results):
-        raise InputError("give either codec results or restorer results from `tfcomp evaluate`")
+    def kind(r):
+        if not isinstance(r, dict):
+            return None
+        if "plain_codec" in r:
+            return "hiding" if "summary" in r else None
+        if "points" not in r:
+            return None
+        return "restorer" if "restorer" in r else "codec"
+
+    kinds = {kind(r) for r in results}
+    if len(kinds) != 1 or None in kinds:
+        raise InputError("give either codec results or restorer results from `tfcomp evaluate` "
+                         "(or hiding results from training/eval_hiding.py), not a mix")
     return results
 
 
 def cmd_report(args):
-    from .report import codec_markdown, restorer_markdown
+    from .report import codec_markdown, hiding_markdown, restorer_markdown
     results = _read_results(args.results)
-    print(restorer_markdown(results) if "restorer" in results[0] else codec_markdown(results))
+    if "plain_codec" in results[0]:
+        print(hiding_markdown(results))
+    else:
+        print(restorer_markdown(results) if "restorer" in results[0] else codec_markdown(results))
     return 0
 
 
@@ -175,6 +191,8 @@ def cmd_plot(args):
     from .report import format_range
     results = _read_results(args.results)
     _check_output(args.output)
+    if "plain_codec" in results[0]:
+        raise TfcompError("hiding results are fixed-quality comparisons: use `tfcomp report`")
     if "restorer" in results[0]:
         plot_restorers(results, args.output, args.title)
     else:
@@ -249,12 +267,16 @@ def build_parser():
     s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
     s.add_argument("--level", type=int, choices=range(1, 10), metavar="1..9",
                    help="bpg encoder effort (x265 preset; default 8)")
+    s.add_argument("--model", help="hiding-jpeg / hiding-bpg: which trained model (default: "
+                                   "the one for --quality)")
     s.set_defaults(func=cmd_compress)
 
     s = sub.add_parser("decompress", help="decode a compressed file to PNG")
     s.add_argument("input", help="compressed file")
     s.add_argument("-o", "--output", required=True, help="image to write (.png, .bmp, .tif, .ppm)")
-    s.add_argument("--codec", help="codec name, for formats that cannot identify themselves")
+    s.add_argument("--codec", help="codec name, for formats that cannot identify themselves "
+                                   "(hiding-jpeg files open as plain JPEG without it)")
+    s.add_argument("--model", help="hiding-jpeg / hiding-bpg: override the decoder model")
     s.set_defaults(func=cmd_decompress)
 
     s = sub.add_parser("restore", help="remove JPEG artifacts from a decoded JPEG")
@@ -275,6 +297,7 @@ def build_parser():
     s.add_argument("--plot", help="RD plot PNG (default: next to the JSON)")
     s.add_argument("--gray", action="store_true", help="restorers: gray/Y protocol")
     s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
+    s.add_argument("--model", help="hiding-jpeg / hiding-bpg: which trained model")
     s.add_argument("--keep", metavar="DIR", help="keep the compressed files and decoded PNGs here")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_evaluate)

@@ -141,6 +141,20 @@ def patch_dataset(source, config, batch_size, seed=0, shuffle=True, repeat=True)
     return ds.with_options(options)
 
 
+def relative_weights(degraded, clean, power, floor=1e-5):
+    """Per-sample loss weights (MSE(degraded, clean) + floor) ** -power, normalised to mean 1.
+
+    With power 0 every sample counts by its plain MSE; with power 1 the loss becomes the
+    mean of MSE(output) / MSE(input), which counts a 10 % error reduction at JPEG q90 as
+    much as one at q10 (a plain MSE loss barely sees the high qualities, so a quality-blind
+    model learns to damage them a little). Used on batches: (x, y) -> (x, y, w).
+    """
+    mse = tf.reduce_mean(tf.square(degraded - clean), axis=[1, 2, 3])
+    w = tf.pow(mse + floor, -float(power))
+    # Shaped [batch, 1, 1] to broadcast over Keras' per-pixel MSE (which reduces channels only).
+    return (w / tf.reduce_mean(w))[:, tf.newaxis, tf.newaxis]
+
+
 def eval_patches(source, patch_size, channels, qualities, max_images=None):
     """A fixed validation set: the centre crop of each image, JPEG'd at each quality.
 

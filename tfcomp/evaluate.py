@@ -10,7 +10,7 @@ from .codecs import get_codec
 from .errors import InputError
 from .imageio import list_images, read_image, write_bytes, write_image
 
-__all__ = ["evaluate_codec", "evaluate_restorer", "progress", "load_images"]
+__all__ = ["evaluate_codec", "evaluate_restorer", "evaluate_hiding", "progress", "load_images"]
 
 
 def progress(iterable, total, desc, enabled=True):
@@ -141,3 +141,75 @@ def evaluate_restorer(model_name, data, qualities=(10, 20, 30, 40), gray=False, 
         raise InputError("no images to evaluate")
     return {"restorer": model_name, "data": str(data) if isinstance(data, (str, os.PathLike))
             else "<arrays>", "protocol": "gray-Y" if gray else "rgb", "points": points}
+
+
+def _quality_at_bpp(codec, image, target_bpp, start, folder, name):
+    """The first quality from `start` towards better whose file has >= target_bpp bits/pixel.
+
+    Walks the knob one step at a time (file size grows with quality); returns
+    (quality, decoded, bpp) — the plain codec gets at least the hidden file's bits.
+    """
+    step = 1 if codec.higher_is_better else -1
+    q = start
+    while True:
+        decoded, bpp = _file_round_trip(codec, image, q, os.path.join(folder, f"{name}_eq{q}{codec.extension}"))
+        nxt = q + step
+        if bpp >= target_bpp or not codec.quality_min <= nxt <= codec.quality_max:
+            return q, decoded, bpp
+        q = nxt
+
+
+def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", out_dir=None,
+                    show_progress=True):
+    """The residual-hiding codec against its plain codec and plain codec + restorer.
+
+    Per image: the hiding file at `quality` (bpp from its bytes; PSNR/SSIM of the decoder's
+    output, and of the file as a plain viewer shows it); the plain codec at the same
+    quality, without and with `restorer`; and at equal bpp: the plain codec at the first
+    quality whose file is at least as large as the hiding file, without and with `restorer`.
+    """
+    from .models import get_spec, load_model
+    from .restore import restore_array
+    spec = get_spec(model_name)
+    if spec.kind != "hiding":
+        raise InputError(f"model {model_name!r} is a {spec.kind} model, not a hiding model")
+    hiding = get_codec(spec.codec, model=model_name)
+    plain = hiding.plain
+    quality = hiding.check_quality(spec.quality_default if quality is None else quality)
+    post = load_model(restorer)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tfcomp-eval-") as tmp:
+        folder = out_dir or tmp
+        os.makedirs(folder, exist_ok=True)
+        for name, item in progress(_items(data), len(_items(data)), f"evaluate {model_name}",
+                                   show_progress):
+            image = _load(item, "rgb")
+            path = os.path.join(folder, f"{name}_{model_name}_q{quality}{hiding.extension}")
+            output, bpp = _file_round_trip(hiding, image, quality, path)
+            with open(path, "rb") as f:
+                viewer = plain.decode(f.read())
+            same, same_bpp = _file_round_trip(plain, image, quality,
+                                              os.path.join(folder, f"{name}_q{quality}{plain.extension}"))
+            eq_q, eq, eq_bpp = _quality_at_bpp(plain, image, bpp, quality, folder, name)
+            if out_dir:
+                write_image(os.path.join(folder, f"{name}_{model_name}_q{quality}.png"), output)
+            rows.append({
+                "name": name,
+                "hiding": {"bpp": bpp, **_restorer_metrics(image, output)},
+                "hiding_view": {"bpp": bpp, **_restorer_metrics(image, viewer)},
+                "plain": {"quality": quality, "bpp": same_bpp, **_restorer_metrics(image, same)},
+                "plain_restored": {"quality": quality, "bpp": same_bpp,
+                                   **_restorer_metrics(image, restore_array(post, same))},
+                "plain_eq": {"quality": eq_q, "bpp": eq_bpp, **_restorer_metrics(image, eq)},
+                "plain_eq_restored": {"quality": eq_q, "bpp": eq_bpp,
+                                      **_restorer_metrics(image, restore_array(post, eq))},
+            })
+    summary = {}
+    for key in rows[0]:
+        if key == "name":
+            continue
+        summary[key] = {m: _mean([r[key][m] for r in rows]) for m in rows[0][key]}
+    return {"model": model_name, "codec": spec.codec, "plain_codec": plain.name,
+            "quality": quality, "restorer": restorer,
+            "data": str(data) if isinstance(data, (str, os.PathLike)) else "<arrays>",
+            "summary": summary, "images": rows}

@@ -2,7 +2,7 @@
 
 from .plot import bd_rate_table, label_of
 
-__all__ = ["markdown_table", "restorer_markdown", "codec_markdown", "format_range"]
+__all__ = ["markdown_table", "restorer_markdown", "codec_markdown", "hiding_markdown", "format_range"]
 
 
 def _cell(value, digits):
@@ -48,3 +48,28 @@ def codec_markdown(results):
         text += markdown_table(["codec", "BD-rate PSNR", "over PSNR (dB)", "BD-rate MS-SSIM",
                                 "over MS-SSIM (dB)"], bd)
     return text
+
+
+def hiding_markdown(results):
+    """The paper-style table: plain codec, codec + restorer, hiding models; fixed q and equal bpp.
+
+    Cells are "PSNR / SSIM (bpp)". At equal bpp the plain codec (and the restorer on it)
+    runs at the first quality whose file is at least as large as the hiding file.
+    """
+    def cell(entry):
+        return f"{_cell(entry['psnr'], 2)} / {_cell(entry['ssim'], 4)} ({_cell(entry['bpp'], 3)})"
+
+    rows, seen = [], set()
+    for r in results:
+        s, key = r["summary"], (r["plain_codec"], r["quality"])
+        if key not in seen:  # the baselines once per (codec, quality)
+            seen.add(key)
+            rows.append((f"{r['plain_codec']} (original)", r["quality"], cell(s["plain"]),
+                         cell(s["plain_eq"]), "-"))
+            rows.append((f"{r['plain_codec']} + {r['restorer']}", r["quality"],
+                         cell(s["plain_restored"]), cell(s["plain_eq_restored"]), "-"))
+        gain = s["hiding"]["psnr"] - s["plain"]["psnr"]
+        rows.append((r["model"], r["quality"], cell(s["hiding"]), cell(s["hiding"]),
+                     f"{gain:+.2f} dB; viewer sees {_cell(s['hiding_view']['psnr'], 2)} dB"))
+    return markdown_table(["method", "q", "fixed quality: PSNR / SSIM (bpp)",
+                           "equal bpp: PSNR / SSIM (bpp)", "vs original at q"], rows)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["restore_array"]
+__all__ = ["restore_array", "run_tiled"]
 
 
 def _run(model, batch):
@@ -10,17 +10,22 @@ def _run(model, batch):
     return model(tf.convert_to_tensor(batch), training=False).numpy()
 
 
-def _restore_planes(model, planes, tile, margin):
-    """planes: float32 [N, H, W, C] matching the model's channels."""
+def run_tiled(model, planes, tile=512, margin=16):
+    """Runs a fully convolutional `model` on float32 [N, H, W, C] in overlapping tiles.
+
+    Equal to one whole-image pass when `margin` >= the model's receptive radius.
+    """
     n, h, w, _ = planes.shape
     if h <= tile and w <= tile:
         return _run(model, planes)
-    out = np.empty_like(planes)
+    out = None
     for y in range(0, h, tile):
         for x in range(0, w, tile):
             y0, x0 = max(0, y - margin), max(0, x - margin)
             y1, x1 = min(h, y + tile + margin), min(w, x + tile + margin)
             res = _run(model, planes[:, y0:y1, x0:x1])
+            if out is None:
+                out = np.empty((n, h, w, res.shape[-1]), np.float32)
             th, tw = min(tile, h - y), min(tile, w - x)
             out[:, y:y + th, x:x + tw] = res[:, y - y0:y - y0 + th, x - x0:x - x0 + tw]
     return out
@@ -41,12 +46,12 @@ def restore_array(model, image, tile=512, margin=16):
     c_model = model.input_shape[-1]
     x = img.astype(np.float32) / 255.0
     if c_model == 3 and img.shape[2] == 1:
-        y = _restore_planes(model, np.repeat(x, 3, axis=2)[None], tile, margin)[0]
+        y = run_tiled(model, np.repeat(x, 3, axis=2)[None], tile, margin)[0]
         y = y.mean(axis=2, keepdims=True)
     elif c_model == 1 and img.shape[2] == 3:
-        y = _restore_planes(model, np.transpose(x, (2, 0, 1))[..., None], tile, margin)
+        y = run_tiled(model, np.transpose(x, (2, 0, 1))[..., None], tile, margin)
         y = np.transpose(y[..., 0], (1, 2, 0))
     else:
-        y = _restore_planes(model, x[None], tile, margin)[0]
+        y = run_tiled(model, x[None], tile, margin)[0]
     out = np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
     return out[:, :, 0] if gray2d else out

@@ -7,7 +7,8 @@ import tempfile
 import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
-           "standard_callbacks", "worker_dir", "fit_and_save", "save_slim_weights", "train_restorer", "train_cwic"]
+           "standard_callbacks", "worker_dir", "fit_and_save", "save_slim_weights", "train_restorer", "train_cwic",
+           "train_hiding"]
 
 
 def make_strategy(cpu_devices=1):
@@ -146,19 +147,24 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    widths=None, quality=None, quality_range=None, steps=5000,
                    steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="5e-4",
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
-                   identity=True, verbose=1, strategy=None):
+                   identity=True, loss_power=0.0, verbose=1, strategy=None):
     """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
+
+    `loss_power` > 0 weights each patch's MSE by its input's MSE to that power
+    (data.relative_weights): 1 balances the qualities in relative terms, 0 is plain MSE.
 
     `identity=True` starts from the identity map (models.restorer.identity_init) unless
     `init_weights` are given.
     """
-    from .data import PatchConfig, eval_patches, patch_dataset
+    from .data import PatchConfig, eval_patches, patch_dataset, relative_weights
     from .models.restorer import DEFAULT_WIDTHS, build_restorer, identity_init
 
     strategy = strategy or make_strategy(cpu_devices)
     config = PatchConfig(patch_size=patch_size, channels=channels, quality=quality,
                          quality_range=quality_range)
     dataset = patch_dataset(data, config, batch_size, seed=seed)
+    if loss_power:
+        dataset = dataset.map(lambda x, y: (x, y, relative_weights(x, y, loss_power)))
     validation = None
     if eval_data:
         if eval_qualities is None:
@@ -185,28 +191,66 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                         init_weights=init_weights, verbose=verbose)[1]
 
 
+def _adam_compile(lr_schedule):
+    """compile_fn for models with their own train_step (the loss lives in the model)."""
+    def compile_fn(model):
+        model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)))
+    return compile_fn
+
+
+def _clean_patches(data, eval_data, patch_size, multiple, batch_size, seed):
+    """(training dataset, validation arrays or None) of clean patches, for models that
+    compress their input themselves (the codec is inside the model)."""
+    from .data import PatchConfig, eval_patches, patch_dataset
+    if patch_size % multiple:
+        raise ValueError(f"patch size must be a multiple of {multiple}, got {patch_size}")
+    dataset = patch_dataset(data, PatchConfig(patch_size=patch_size), batch_size, seed=seed)
+    return dataset, (eval_patches(eval_data, patch_size, 3, None) if eval_data else None)
+
+
 def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", target=0.33,
                gamma=1e-3, use_binarizer=True, use_importance=True, steps=10000,
                steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="1e-4",
                init_weights=None, seed=0, cpu_devices=1, verbose=1, strategy=None):
     """Trains the content-weighted codec's networks (MSE + thresholded rate loss)."""
-    from .data import PatchConfig, eval_patches, patch_dataset
     from .models.cwic import build_cwic
 
     strategy = strategy or make_strategy(cpu_devices)
-    if patch_size % 8:
-        raise ValueError(f"patch size must be a multiple of 8, got {patch_size}")
-    dataset = patch_dataset(data, PatchConfig(patch_size=patch_size), batch_size, seed=seed)
-    validation = eval_patches(eval_data, patch_size, 3, None) if eval_data else None
+    dataset, validation = _clean_patches(data, eval_data, patch_size, 8, batch_size, seed)
 
     def build_fn():
         return build_cwic(config, use_binarizer=use_binarizer, use_importance=use_importance,
                           target=target, gamma=gamma)
 
-    def compile_fn(model):
-        model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)))
+    return fit_and_save(build_fn, _adam_compile(lr_schedule), dataset, run_dir=run_dir, out=out,
+                        steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
+                        validation=validation, batch_size=batch_size,
+                        init_weights=init_weights, verbose=verbose)[1]
 
-    return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out, steps=steps,
-                        steps_per_epoch=steps_per_epoch, strategy=strategy,
+
+def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quality=50,
+                 quality_range=None, strategy_kind=2, fidelity=0.1, rate_weight=0.0,
+                 width=48, depth=5, decoder_init=None, steps=4000, steps_per_epoch=250,
+                 batch_size=8, patch_size=128, lr_schedule="1e-4", init_weights=None, seed=0,
+                 cpu_devices=1, verbose=1, strategy=None):
+    """Trains the residual-hiding encoder/decoder with the real codec in the loop.
+
+    `strategy_kind` is the paper's training strategy (1: simulated-JPEG gradient, 2:
+    identity gradient through the codec); `strategy` is the tf.distribute strategy.
+    `decoder_init` starts D from a restorer's weights (e.g. restorer-blind's).
+    """
+    from .models.hiding import build_hiding
+
+    strategy = strategy or make_strategy(cpu_devices)
+    dataset, validation = _clean_patches(data, eval_data, patch_size, 16, batch_size, seed)
+
+    def build_fn():
+        return build_hiding(codec=codec, quality=quality, quality_range=quality_range,
+                            strategy=strategy_kind, fidelity=fidelity, rate_weight=rate_weight,
+                            width=width, depth=depth,
+                            decoder_init=None if init_weights else decoder_init)
+
+    return fit_and_save(build_fn, _adam_compile(lr_schedule), dataset, run_dir=run_dir, out=out,
+                        steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
                         validation=validation, batch_size=batch_size,
                         init_weights=init_weights, verbose=verbose)[1]

@@ -14,6 +14,8 @@ _REGISTRY = {
     "jpeg2000": "tfcomp.codecs.classical:Jpeg2000Codec",
     "bpg": "tfcomp.codecs.bpg:BpgCodec",
     "cwic": "tfcomp.codecs.cwic:CwicCodec",
+    "hiding-jpeg": "tfcomp.codecs.hiding:HidingJpegCodec",
+    "hiding-bpg": "tfcomp.codecs.hiding:HidingBpgCodec",
 }
 
 

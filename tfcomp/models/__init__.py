@@ -5,7 +5,7 @@ import os
 
 from ..errors import InputError
 
-__all__ = ["ModelSpec", "register", "model_names", "get_spec", "load_model", "load_extra", "describe_all",
+__all__ = ["ModelSpec", "register", "model_names", "get_spec", "is_available", "load_model", "load_extra", "describe_all",
            "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
@@ -83,6 +83,11 @@ def get_spec(name):
 _LOADED = {}
 
 
+def is_available(name):
+    """Whether `load_model(name)` can succeed (weights installed or already loaded)."""
+    return name in _LOADED or get_spec(name).weights_present
+
+
 def load_model(name):
     """Builds the named model and loads its shipped weights (cached per process)."""
     if name not in _LOADED:
@@ -141,3 +146,23 @@ for _rate, _target in ((1, 0.15), (2, 0.33), (3, 0.6)):
         weights=f"cwic-{_rate}.weights.h5", tables=f"cwic-{_rate}.ctx.npz",
         quality_min=_rate, quality_max=_rate, quality_default=_rate, codec="cwic",
         trained_with=f"see README: training/train_cwic.py --target {_target} --out tfcomp/weights/cwic-{_rate}"))
+
+# Learning to hide residual (codecs "hiding-jpeg", "hiding-bpg"): E + D around the real codec.
+_HIDING = "tfcomp.models.hiding:build_hiding"
+for _name, _codec, _kwargs, _qrange, _how in (
+        ("hiding-jpeg-q50-s2", "hiding-jpeg", {"codec": "jpeg", "quality": 50, "strategy": 2},
+         (50, 50), "JPEG q50, strategy 2 (identity gradient through the codec)"),
+        ("hiding-jpeg-q50-s1", "hiding-jpeg", {"codec": "jpeg", "quality": 50, "strategy": 1},
+         (50, 50), "JPEG q50, strategy 1 (gradient through the JPEG simulation)"),
+        ("hiding-jpeg-blind", "hiding-jpeg",
+         {"codec": "jpeg", "quality": 50, "quality_range": (10, 90), "strategy": 2},
+         (10, 90), "JPEG q10..90, strategy 2"),
+        ("hiding-bpg-qp30-s2", "hiding-bpg", {"codec": "bpg", "quality": 30, "strategy": 2},
+         (30, 30), "BPG QP30, strategy 2")):
+    register(ModelSpec(
+        name=_name, kind="hiding",
+        description=f"residual hiding encoder + decoder, {_how}",
+        builder=_HIDING, builder_kwargs=_kwargs, weights=f"{_name}.weights.h5",
+        quality_min=_qrange[0], quality_max=_qrange[1], quality_default=_qrange[0],
+        codec=_codec,
+        trained_with=f"see README: training/train_hiding.py --out tfcomp/weights/{_name}.weights.h5"))

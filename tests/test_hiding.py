@@ -1,0 +1,215 @@
+"""Learning to hide residual: codec in the loop, gradients, training steps, the hiding codecs."""
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from imagegen import natural_gray, natural_rgb
+from tfcomp import models
+from tfcomp.codecs import get_codec
+from tfcomp.codecs.hiding import COMMENT_PREFIX
+from tfcomp.errors import InputError
+from tfcomp.models.hiding import (HidingModel, build_hiding, build_hiding_encoder, codec_in_loop,
+                                  real_codec, st_quantize)
+from tfcomp.models.restorer import build_restorer
+
+
+def batch(n=2, h=32, w=48):
+    return tf.constant(np.stack([natural_rgb(h, w, seed=i) for i in range(n)]), tf.float32) / 255.0
+
+
+def tiny_hiding(**kwargs):
+    tf.keras.utils.set_random_seed(3)
+    return build_hiding(width=8, depth=3, decoder_widths=(8, 8, 8, 4), **kwargs)
+
+
+def test_st_quantize_rounds_and_clips_with_identity_gradient():
+    x = tf.constant([-0.2, 0.1001, 0.5, 1.3])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = st_quantize(x)
+    np.testing.assert_allclose(y.numpy() * 255.0, [0, 26, 128, 255], atol=1e-4)
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), [1, 1, 1, 1])
+
+
+def test_real_codec_is_the_graph_jpeg_and_counts_bytes():
+    from tfcomp.codecs.graph_jpeg import jpeg_encode, jpeg_roundtrip
+    x = batch()
+    decoded, nbytes = real_codec(x, 40)
+    u8 = tf.cast(tf.round(x * 255.0), tf.uint8)
+    for i in range(2):
+        np.testing.assert_array_equal(np.round(decoded[i].numpy() * 255), jpeg_roundtrip(u8[i], 40).numpy())
+        assert int(nbytes[i]) == len(jpeg_encode(u8[i], 40).numpy())
+
+
+@pytest.mark.parametrize("codec,strategy,quality", [("jpeg", 2, 50), ("jpeg", 1, 50), ("bpg", 2, 30)])
+def test_gradients_through_the_real_codec_exist_and_are_finite(codec, strategy, quality):
+    x = st_quantize(batch())
+    w = tf.Variable(tf.ones_like(x))
+    with tf.GradientTape() as tape:
+        y, nbytes = codec_in_loop(x * w, quality, codec, strategy)
+        loss = tf.reduce_mean(tf.square(y - 0.5))
+    g = tape.gradient(loss, w).numpy()
+    assert np.isfinite(g).all() and np.abs(g).max() > 0
+    # Forward values are the real codec's, whatever the gradient path.
+    real, real_bytes = real_codec(x, quality, codec)
+    np.testing.assert_allclose(y.numpy(), real.numpy(), atol=1e-5)
+    np.testing.assert_array_equal(nbytes.numpy(), real_bytes.numpy())
+    if strategy == 2:  # identity gradient: d loss / d x = d loss / d y
+        np.testing.assert_allclose(g, (2 * (real.numpy() - 0.5) / real.numpy().size) * x.numpy(),
+                                   rtol=1e-4, atol=1e-9)
+
+
+def test_strategy_1_gradient_differs_from_identity():
+    x = st_quantize(batch())
+    grads = []
+    for strategy in (1, 2):
+        xv = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            y, _ = codec_in_loop(xv, 20, "jpeg", strategy)
+            loss = tf.reduce_sum(y * tf.random.stateless_normal(y.shape, [1, 2]))
+        grads.append(tape.gradient(loss, xv).numpy())
+    assert not np.allclose(grads[0], grads[1])
+
+
+def test_bad_settings_are_refused():
+    enc, dec = build_hiding_encoder(width=4, depth=2), build_restorer(widths=(4, 4, 4, 4))
+    with pytest.raises(ValueError, match="JPEG only"):
+        HidingModel(enc, dec, codec="bpg", strategy=1)
+    with pytest.raises(ValueError, match="strategy"):
+        HidingModel(enc, dec, strategy=3)
+    with pytest.raises(ValueError, match="codec"):
+        HidingModel(enc, dec, codec="webp")
+
+
+def test_encoder_starts_as_identity():
+    model = tiny_hiding()
+    x = batch()
+    hidden = model.hide(x, x * 0.9)
+    np.testing.assert_allclose(hidden.numpy(), x.numpy(), atol=1e-7)
+
+
+@pytest.mark.parametrize("strategy,rate_weight", [(2, 0.0), (1, 1e-3)])
+def test_a_few_steps_reduce_the_loss(strategy, rate_weight):
+    model = tiny_hiding(quality=30, strategy=strategy, rate_weight=rate_weight)
+    model.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
+    x = batch(4, 32, 32)
+    before = model.evaluate(x, batch_size=4, verbose=0, return_dict=True)
+    model.fit(x, epochs=25, batch_size=4, verbose=0)
+    after = model.evaluate(x, batch_size=4, verbose=0, return_dict=True)
+    assert after["loss"] < 0.7 * before["loss"]
+    assert np.isfinite(list(after.values())).all()
+    assert after["bpp"] > 0 and after["bpp_plain"] > 0
+    if rate_weight:
+        assert "rate_proxy_extra" in after
+
+
+def test_quality_range_model_trains():
+    model = tiny_hiding(quality=50, quality_range=(20, 80))
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    history = model.fit(batch(2, 32, 32), epochs=2, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_weights_round_trip(tmp_path):
+    model = tiny_hiding()
+    model.decoder.layers[1].kernel.assign_add(tf.ones_like(model.decoder.layers[1].kernel))
+    path = str(tmp_path / "h.weights.h5")
+    model.save_weights(path)
+    again = tiny_hiding()
+    again.load_weights(path)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- the registry codecs -------------------------------------------------------------------
+@pytest.fixture
+def loaded(monkeypatch):
+    """A tiny trained-looking hiding model installed as hiding-jpeg-q50-s2 for this test."""
+    model = tiny_hiding()
+    # A visible encoder so the sent image differs from the input.
+    model.encoder.get_layer("enc_out").bias.assign([0.02, -0.02, 0.01])
+    monkeypatch.setitem(models._LOADED, "hiding-jpeg-q50-s2", model)
+    return model
+
+
+def test_hiding_jpeg_writes_a_standard_jpeg_and_decodes(loaded):
+    img = natural_rgb(40, 56, seed=5)
+    codec = get_codec("hiding-jpeg", model="hiding-jpeg-q50-s2")
+    data = codec.encode(img, 50)
+    with Image.open(io.BytesIO(data)) as f:  # any JPEG reader opens it
+        assert f.format == "JPEG" and f.size == (56, 40)
+        assert f.info["comment"] == COMMENT_PREFIX + b"hiding-jpeg-q50-s2"
+        viewer = np.asarray(f.convert("RGB"))
+    plain = get_codec("jpeg").encode(img, 50)
+    assert data != plain
+    # Decoding picks the model from the file's marker, without --model.
+    out = get_codec("hiding-jpeg").decode(data)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    from tfcomp.restore import restore_array
+    np.testing.assert_array_equal(out, restore_array(loaded.decoder, viewer))
+
+
+def test_plain_jpeg_decodes_with_a_notice(loaded):
+    img = natural_rgb(40, 56, seed=6)
+    data = get_codec("jpeg").encode(img, 50)
+    codec = get_codec("hiding-jpeg")
+    out = codec.decode(data)
+    assert out.shape == img.shape
+    assert "no hidden-residual marker" in codec.notice
+
+
+def test_hiding_codec_errors(loaded):
+    codec = get_codec("hiding-jpeg", model="hiding-jpeg-q50-s2")
+    with pytest.raises(InputError, match="RGB"):
+        codec.encode(natural_gray(32, 32), 50)
+    with pytest.raises(InputError, match="trained for quality"):
+        codec.encode(natural_rgb(32, 32), 70)
+    with pytest.raises(InputError, match="not in"):
+        get_codec("hiding-jpeg", model="restorer-blind")
+    from tfcomp.errors import BitstreamError
+    with pytest.raises(BitstreamError):
+        get_codec("hiding-jpeg").decode(b"\xff\xd8\xff\xe0 truncated")
+
+
+def test_cli_round_trip_and_clear_errors(loaded, tmp_path, capsys):
+    from tfcomp.cli import main
+    src = tmp_path / "x.png"
+    Image.fromarray(natural_rgb(40, 48, seed=2)).save(src)
+    assert main(["compress", str(src), "-o", str(tmp_path / "x.jpg"), "--codec", "hiding-jpeg",
+                 "--quality", "50"]) == 0
+    assert main(["decompress", str(tmp_path / "x.jpg"), "-o", str(tmp_path / "y.png"),
+                 "--codec", "hiding-jpeg"]) == 0
+    assert Image.open(tmp_path / "y.png").size == (48, 40)
+    capsys.readouterr()
+    # A quality no installed model covers, and a model that does not exist.
+    code = main(["compress", str(src), "-o", str(tmp_path / "z.jpg"), "--codec", "hiding-jpeg",
+                 "--quality", "50", "--model", "nope"])
+    err = capsys.readouterr().err
+    assert code != 0 and "nope" in err and "Traceback" not in err
+    assert not (tmp_path / "z.jpg").exists()
+
+
+def test_evaluate_hiding_and_report(loaded, tmp_path, capsys):
+    from tfcomp.cli import main
+    from tfcomp.evaluate import evaluate_hiding
+    images = [(f"im{i}", natural_rgb(40, 48, seed=10 + i)) for i in range(2)]
+    r = evaluate_hiding("hiding-jpeg-q50-s2", images, 50, show_progress=False)
+    s = r["summary"]
+    assert r["plain_codec"] == "jpeg" and r["quality"] == 50
+    for row in r["images"]:
+        # bpp is the file's; the equal-bpp plain file is at least as large as the hiding file.
+        assert row["plain_eq"]["bpp"] >= row["hiding"]["bpp"]
+        assert row["plain_eq"]["quality"] >= 50
+        assert row["plain"]["quality"] == 50
+    assert set(s) == {"hiding", "hiding_view", "plain", "plain_restored", "plain_eq",
+                      "plain_eq_restored"}
+    path = tmp_path / "h.json"
+    import json
+    path.write_text(json.dumps(r))
+    assert main(["report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "hiding-jpeg-q50-s2" in out and "jpeg + restorer-blind" in out

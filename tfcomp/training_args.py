@@ -1,0 +1,44 @@
+"""Command-line flags shared by the training scripts (no TensorFlow import: `--help` stays fast)."""
+
+import argparse
+import os
+
+__all__ = ["training_parser", "run_options"]
+
+
+def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval_help=None):
+    """An ArgumentParser with the flags every `training/train_*.py` script has.
+
+    Data (--data, --eval-data), bookkeeping (--run-dir, --out), the schedule (--steps,
+    --steps-per-epoch, --batch, --patch, --lr, --init-weights, --seed), --cpu-devices and
+    --quiet. Scripts add their own flags and pass `run_options(args)` to the library.
+    """
+    # A checkpoint read while training writes it must not crash the run (HDF5 file locks).
+    os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True, help="training image folders or globs")
+    p.add_argument("--eval-data", help=eval_help or "validation folder (centre crops)")
+    p.add_argument("--run-dir", required=True, help="checkpoints, backup (resume), TensorBoard logs")
+    p.add_argument("--out", help=out_help)
+    p.add_argument("--steps", type=int, default=steps, help="total optimizer steps (default %(default)s)")
+    p.add_argument("--steps-per-epoch", type=int, default=250,
+                   help="steps between checkpoints/validation (default %(default)s)")
+    p.add_argument("--batch", type=int, default=8, help="global batch size (default %(default)s)")
+    p.add_argument("--patch", type=int, default=128, help=f"patch size (default %(default)s){patch_note}")
+    p.add_argument("--lr", default=lr,
+                   help="learning-rate schedule 'v0,v1@step1,v2@step2' (default %(default)s)")
+    p.add_argument("--init-weights", help="start from these weights (fine-tuning)")
+    p.add_argument("--seed", type=int, default=0, help="shuffle/augmentation seed")
+    p.add_argument("--cpu-devices", type=int, default=1,
+                   help="without GPUs, split the CPU into N logical devices (MirroredStrategy replicas)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run_options(args):
+    """The keyword arguments of tfcomp.training.train_* that come from the shared flags."""
+    return dict(data=args.data, run_dir=args.run_dir, eval_data=args.eval_data, steps=args.steps,
+                steps_per_epoch=args.steps_per_epoch, batch_size=args.batch,
+                patch_size=args.patch, lr_schedule=args.lr, init_weights=args.init_weights,
+                seed=args.seed, verbose=0 if args.quiet else 1)

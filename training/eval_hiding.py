@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Evaluate residual-hiding models against the plain codec and the codec + restorer.
+
+Writes RESULTS/<model>-<data>.json per model and prints the README table (`tfcomp report`
+prints it again from the JSONs). Example (the README's table):
+  python training/eval_hiding.py --models hiding-jpeg-q50-s2 hiding-jpeg-q50-s1 \\
+      --data ../shared/data/eval/mcmaster --quality 50
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", nargs="+", required=True, help="hiding model names (tfcomp codecs)")
+    p.add_argument("--data", required=True, help="folder of evaluation images")
+    p.add_argument("--quality", type=int, help="codec quality (default: each model's own)")
+    p.add_argument("--restorer", default="restorer-blind", help="post-filter baseline model")
+    p.add_argument("--out", default="results/hiding", help="folder for the JSON results")
+    p.add_argument("--keep", metavar="DIR", help="keep the files and decoded PNGs here")
+    args = p.parse_args(argv)
+
+    from tfcomp.errors import TfcompError
+    from tfcomp.evaluate import evaluate_hiding
+    from tfcomp.imageio import write_bytes
+    from tfcomp.report import hiding_markdown
+    results = []
+    try:
+        for model in args.models:
+            r = evaluate_hiding(model, args.data, args.quality, args.restorer, out_dir=args.keep)
+            tag = os.path.basename(os.path.normpath(args.data))
+            os.makedirs(args.out, exist_ok=True)
+            write_bytes(os.path.join(args.out, f"{model}-q{r['quality']}-{tag}.json"),
+                        (json.dumps(r, indent=1) + "\n").encode())
+            results.append(r)
+    except TfcompError as e:
+        print(f"eval_hiding: error: {e}", file=sys.stderr)
+        return 2
+    print(hiding_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())
