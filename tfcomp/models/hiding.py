@@ -137,6 +137,12 @@ class HidingModel(tf.keras.Model):
         self.strategy = int(strategy)
         self.fidelity = float(fidelity)
         self.rate_weight = float(rate_weight)
+        self._trackers = {}
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        # Created here, not in __init__, so the weights files of an uncompiled model hold only
+        # the two networks (metric variables in a file break loading it under a strategy).
         names = ["loss", "psnr", "psnr_plain", "psnr_view", "psnr_enc", "bpp", "bpp_plain"]
         if self.rate_weight:
             names.append("rate_proxy_extra")
