@@ -213,3 +213,17 @@ def test_evaluate_hiding_and_report(loaded, tmp_path, capsys):
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
     assert "hiding-jpeg-q50-s2" in out and "jpeg + restorer-blind" in out
+
+
+def test_slim_weights_after_training(tmp_path):
+    from tfcomp.training import save_slim_weights
+    model = tiny_hiding()
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    model.fit(batch(2, 32, 32), epochs=1, batch_size=2, verbose=0)
+    path = str(tmp_path / "slim.weights.h5")
+    save_slim_weights(model, tiny_hiding, path)  # metric variables are left out
+    again = tiny_hiding()
+    again.load_weights(path)
+    for a, b in zip(model.encoder.get_weights() + model.decoder.get_weights(),
+                    again.encoder.get_weights() + again.decoder.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -7,8 +7,8 @@ import tempfile
 import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
-           "standard_callbacks", "worker_dir", "fit_and_save", "save_slim_weights", "train_restorer", "train_cwic",
-           "train_hiding"]
+           "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights", "train_restorer", "train_cwic",
+           "train_hiding", "train_jpdse"]
 
 
 def make_strategy(cpu_devices=1):
@@ -110,15 +110,40 @@ def standard_callbacks(run_dir, strategy):
     ]
 
 
+class ImageLogger(tf.keras.callbacks.Callback):
+    """Writes [input | output | target] strips of a fixed sample to TensorBoard each epoch.
+
+    `sample` = (model inputs, inputs image, target image) as batched tensors; the model is
+    called on the first element.
+    """
+
+    def __init__(self, log_dir, sample, name="samples"):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "images"))
+        self.sample, self.name = sample, name
+
+    def on_epoch_end(self, epoch, logs=None):
+        inputs, shown, target = self.sample
+        output = tf.clip_by_value(self.model(inputs, training=False), 0.0, 1.0)
+        with self.writer.as_default():
+            tf.summary.image(self.name, tf.concat([shown, output, target], axis=2), step=epoch,
+                             max_outputs=4)
+        self.writer.flush()
+
+
 def save_slim_weights(model, build_fn, path):
     """Saves only the model's variables (no optimizer state) by copying into a fresh build."""
     fresh = build_fn()
-    fresh.set_weights(model.get_weights())
+    # Models with their own train_step create metric trackers at compile time, which then
+    # show up in model.weights; the fresh (uncompiled) build has only the networks.
+    metric_vars = {id(v) for m in model.metrics for v in m.variables}
+    fresh.set_weights([w.numpy() for w in model.weights if id(w) not in metric_vars])
     fresh.save_weights(path)
 
 
 def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_per_epoch,
-                 strategy, validation=None, batch_size=None, init_weights=None, verbose=1):
+                 strategy, validation=None, batch_size=None, init_weights=None, verbose=1,
+                 callbacks=()):
     """Builds (build_fn) and compiles (compile_fn) under the strategy, fits, saves the weights.
 
     A killed run restarted with the same `run_dir` resumes from its last finished epoch
@@ -135,7 +160,8 @@ def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_pe
     history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
                         validation_data=validation,
                         batch_size=None if validation is None else batch_size,
-                        callbacks=standard_callbacks(run_dir, strategy), verbose=verbose)
+                        callbacks=standard_callbacks(run_dir, strategy) + list(callbacks),
+                        verbose=verbose)
     if out:
         target = out if is_chief(strategy) else worker_dir(out, strategy)
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
@@ -254,3 +280,44 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
                         steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
                         validation=validation, batch_size=batch_size,
                         init_weights=init_weights, verbose=verbose)[1]
+
+
+def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512, 256),
+                qps=(33, 36, 39, 42), eval_qp=36, cache_dir=None, vgg_weights=None,
+                loss_weights=None, steps=2000, steps_per_epoch=100, batch_size=1,
+                lr_schedule="2e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
+                strategy=None):
+    """Trains JPD-SE (one phase) on the Cityscapes frames under `data` (train split).
+
+    BPG-decoded inputs come from tfcomp.jpdse_data (cached per QP under `cache_dir`); the
+    held-out split at `eval_qp` is the validation set. `init_weights`: the previous phase's
+    weights (generator + discriminator). `out` gets the generator + discriminator weights.
+    """
+    from .evaluate import progress
+    from .jpdse_data import frame_dataset, prepare_frames
+    from .models.jpdse import build_jpdse
+    from .semantic import cityscapes_frames, split_frames
+
+    strategy = strategy or make_strategy(cpu_devices)
+    train, heldout = split_frames(cityscapes_frames(data))
+    show = (lambda it: progress(it, len(it), "BPG cache")) if verbose else None
+    records = prepare_frames(train, qps, size, cache_dir, progress=show)
+    dataset = frame_dataset(records, qps, batch_size, flip=True, seed=seed)
+    held = prepare_frames(heldout, (eval_qp,), size, cache_dir)
+    validation = frame_dataset(held, (eval_qp,), 1, flip=False, repeat=False, shuffle=False)
+    (sem, dec), tgt = next(iter(validation.take(1)))
+    logger = ImageLogger(os.path.join(worker_dir(run_dir, strategy), "tensorboard"),
+                         ((sem, dec), dec, tgt), name=f"bpg_qp{eval_qp}|enhanced|original")
+
+    def build_fn():
+        return build_jpdse(config, phase=phase, vgg_weights=vgg_weights, **(loss_weights or {}))
+
+    def compile_fn(model):
+        lr = parse_lr_schedule(lr_schedule)
+        model.compile(g_optimizer=tf.keras.optimizers.Adam(lr, beta_1=0.5),
+                      d_optimizer=tf.keras.optimizers.Adam(lr, beta_1=0.5))
+
+    return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out, steps=steps,
+                        steps_per_epoch=steps_per_epoch, strategy=strategy,
+                        validation=validation, init_weights=init_weights, verbose=verbose,
+                        callbacks=[logger])[1]

@@ -1,0 +1,106 @@
+"""JPD-SE data: Cityscapes frames at a working size with BPG-decoded versions cached per QP.
+
+`prepare_frames` loads each frame once (tfcomp.semantic.load_frame: photo, labels, instance
+ids made consistent with the labels), computes the instance-edge map and, for every QP,
+compresses the photo with the BPG op (4:2:0, default level, as the paper's bpgenc calls) and
+keeps the decoded image and the file's size. Everything is cached as .npz under `cache_dir`
+(keyed by frame, size and QP), so training and evaluation never re-encode. `frame_dataset`
+turns the records into the ((semantics, decoded), target) batches JpdseModel trains on.
+"""
+
+import os
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["prepare_frames", "frame_dataset", "DEFAULT_QPS"]
+
+#: The paper's BPG qualities.
+DEFAULT_QPS = (33, 36, 39, 42)
+
+
+def _cache_path(cache_dir, name, size, suffix):
+    return os.path.join(cache_dir, f"{name}_{size[0]}x{size[1]}{suffix}.npz")
+
+
+def _save(path, **arrays):
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def prepare_frames(frames, qps=DEFAULT_QPS, size=(512, 256), cache_dir=None, progress=None):
+    """-> list of records {"name", "rgb", "labels", "edges", "decoded": {qp: uint8},
+    "bpg_bytes": {qp: int}} at `size` = (W, H). `progress`: an optional wrapper (tqdm)."""
+    from .codecs import bpg
+    from .semantic import instance_edges, load_frame
+
+    if not frames:
+        raise InputError("no frames to prepare")
+    if cache_dir:
+        os.makedirs(cache_dir, exist_ok=True)
+    records = []
+    for frame in (progress(frames) if progress else frames):
+        name = frame["name"]
+        base = _cache_path(cache_dir, name, size, "") if cache_dir else None
+        if base and os.path.isfile(base):
+            with np.load(base) as z:
+                rgb, labels, edges = z["rgb"], z["labels"], z["edges"]
+        else:
+            rgb, labels, instances = load_frame(frame, size)
+            edges = instance_edges(instances).astype(np.uint8)
+            if base:
+                _save(base, rgb=rgb, labels=labels, edges=edges)
+        record = {"name": name, "rgb": rgb, "labels": labels, "edges": edges,
+                  "decoded": {}, "bpg_bytes": {}}
+        for qp in qps:
+            path = _cache_path(cache_dir, name, size, f"_qp{qp}") if cache_dir else None
+            if path and os.path.isfile(path):
+                with np.load(path) as z:
+                    decoded, nbytes = z["decoded"], int(z["bpg_bytes"])
+            else:
+                data = bpg.encode(rgb, qp)
+                decoded, nbytes = bpg.decode(data), len(data)
+                if path:
+                    _save(path, decoded=decoded, bpg_bytes=np.int64(nbytes))
+            record["decoded"][qp] = decoded
+            record["bpg_bytes"][qp] = nbytes
+        records.append(record)
+    return records
+
+
+def frame_dataset(records, qps=None, batch_size=1, flip=True, seed=0, repeat=True,
+                  shuffle=True):
+    """tf.data of ((semantics [H, W, 36], decoded [H, W, 3]), target [H, W, 3]) float32 batches.
+
+    Each element takes one record at one QP (every (record, QP) pair once per pass, in a
+    shuffled order); `flip` mirrors half of them horizontally (the paper's augmentation).
+    """
+    import tensorflow as tf
+    from .semantic import semantic_input_tf
+
+    qps = list(qps or sorted(records[0]["decoded"]))
+    labels = np.stack([r["labels"] for r in records for _ in qps])
+    edges = np.stack([r["edges"] for r in records for _ in qps]).astype(np.float32)
+    decoded = np.stack([r["decoded"][q] for r in records for q in qps])
+    target = np.stack([r["rgb"] for r in records for _ in qps])
+    ds = tf.data.Dataset.from_tensor_slices((labels, edges, decoded, target))
+    if shuffle:
+        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def to_inputs(i, item):
+        lab, edge, dec, tgt = item
+        sem = semantic_input_tf(lab, edges=edge)
+        dec = tf.cast(dec, tf.float32) / 255.0
+        tgt = tf.cast(tgt, tf.float32) / 255.0
+        if flip:
+            mirror = tf.random.stateless_uniform([], tf.stack([tf.cast(seed, tf.int64), i])) < 0.5
+            sem, dec, tgt = [tf.cond(mirror, lambda t=t: tf.reverse(t, [1]), lambda t=t: t)
+                             for t in (sem, dec, tgt)]
+        return (sem, dec), tgt
+
+    ds = ds.enumerate().map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Train JPD-SE (Duan et al. 2022): semantic-aware enhancement of BPG-decoded frames, by phase.
+
+Phase 1: semantic image synthesis (decoded input zeroed; GAN + feature matching + VGG).
+Phase 2: all losses on BPG-decoded inputs (adds the L1 distortion).
+Phase 3: distortion (L1) only.
+Each phase is its own run (resumable); start a phase from the previous one's weights.
+--data is a Cityscapes-layout folder; the city "lindau" is held out (tfcomp.semantic).
+Example (see README for the exact commands of the shipped models):
+  python training/train_jpdse.py --data ../shared/data/cityscapes_sample --phase 1 \\
+      --run-dir runs/jpdse-p1 --out runs/jpdse-p1/final.weights.h5
+  python training/train_jpdse.py --data ../shared/data/cityscapes_sample --phase 2 \\
+      --init-weights runs/jpdse-p1/final.weights.h5 --run-dir runs/jpdse-p2 \\
+      --out tfcomp/weights/jpdse-bpg-p2.weights.h5
+"""
+
+import os
+import sys
+
+
+def main(argv=None):
+    from tfcomp.training_args import run_options, training_parser
+    p = training_parser(__doc__, out_help="where to write the weights (generator + discriminator)",
+                        steps=2000, lr="2e-4", patch_note=" (unused: whole frames at --size)",
+                        eval_help="unused (the held-out city of --data is the validation set)")
+    p.set_defaults(batch=1, steps_per_epoch=100)
+    p.add_argument("--phase", type=int, choices=(1, 2, 3), required=True, help="training phase")
+    p.add_argument("--config", default="narrow", choices=("narrow", "full", "tiny"),
+                   help="network size: narrow (this CPU), full (pix2pixHD), tiny (tests)")
+    p.add_argument("--size", type=int, nargs=2, default=(512, 256), metavar=("W", "H"),
+                   help="working resolution (default 512 256)")
+    p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42],
+                   help="BPG QPs of the training inputs (default: the paper's 33 36 39 42)")
+    p.add_argument("--eval-qp", type=int, default=36, help="QP of the validation inputs")
+    p.add_argument("--cache-dir", default="runs/jpdse-cache",
+                   help="where BPG-decoded frames are cached (default %(default)s)")
+    p.add_argument("--vgg-weights", help="local VGG19 (no top) ImageNet weights .h5; "
+                                         "without it the perceptual term is off")
+    p.add_argument("--lambda-gan", type=float, default=1.0)
+    p.add_argument("--lambda-fm", type=float, default=10.0)
+    p.add_argument("--lambda-vgg", type=float, default=10.0)
+    p.add_argument("--lambda-dist", type=float, default=10.0)
+    args = p.parse_args(argv)
+    if args.vgg_weights and not os.path.isfile(args.vgg_weights):
+        p.error(f"--vgg-weights: no such file {args.vgg_weights}")
+
+    from tfcomp.training import make_strategy, train_jpdse
+    strategy = make_strategy(args.cpu_devices)  # first, before any other TF op
+    opts = run_options(args)
+    for unused in ("eval_data", "patch_size"):
+        opts.pop(unused)
+    if len(args.data) != 1:
+        p.error("--data takes one Cityscapes-layout folder")
+    opts["data"] = args.data[0]
+    train_jpdse(**opts, out=args.out, phase=args.phase, config=args.config,
+                size=tuple(args.size), qps=tuple(args.qps), eval_qp=args.eval_qp,
+                cache_dir=args.cache_dir, vgg_weights=args.vgg_weights,
+                loss_weights=dict(lambda_gan=args.lambda_gan, lambda_fm=args.lambda_fm,
+                                  lambda_vgg=args.lambda_vgg, lambda_dist=args.lambda_dist),
+                strategy=strategy)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())
