@@ -34,7 +34,8 @@ def _fmt(value):
 
 def _codec_options(args):
     opts = {"chroma": getattr(args, "chroma", None), "level": getattr(args, "level", None),
-            "model": getattr(args, "model", None)}
+            "model": getattr(args, "model", None), "labels": getattr(args, "labels", None),
+            "instances": getattr(args, "instances", None)}
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -267,8 +268,11 @@ def build_parser():
     s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
     s.add_argument("--level", type=int, choices=range(1, 10), metavar="1..9",
                    help="bpg encoder effort (x265 preset; default 8)")
-    s.add_argument("--model", help="hiding-jpeg / hiding-bpg: which trained model (default: "
-                                   "the one for --quality)")
+    s.add_argument("--model", help="hiding-jpeg / hiding-bpg / jpdse-bpg: which trained model "
+                                   "(default: the one for --quality)")
+    s.add_argument("--labels", help="jpdse-bpg: the image's label map (Cityscapes labelIds PNG)")
+    s.add_argument("--instances", help="jpdse-bpg: the image's instance ids (Cityscapes "
+                                       "instanceIds PNG; default: label boundaries only)")
     s.set_defaults(func=cmd_compress)
 
     s = sub.add_parser("decompress", help="decode a compressed file to PNG")

@@ -286,12 +286,13 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
                 qps=(33, 36, 39, 42), eval_qp=36, cache_dir=None, vgg_weights=None,
                 loss_weights=None, steps=2000, steps_per_epoch=100, batch_size=1,
                 lr_schedule="2e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
-                strategy=None):
+                strategy=None, generator_out=None):
     """Trains JPD-SE (one phase) on the Cityscapes frames under `data` (train split).
 
     BPG-decoded inputs come from tfcomp.jpdse_data (cached per QP under `cache_dir`); the
     held-out split at `eval_qp` is the validation set. `init_weights`: the previous phase's
-    weights (generator + discriminator). `out` gets the generator + discriminator weights.
+    weights (generator + discriminator). `out` gets the generator + discriminator weights,
+    `generator_out` the generator's alone (what the jpdse-bpg codec ships).
     """
     from .evaluate import progress
     from .jpdse_data import frame_dataset, prepare_frames
@@ -317,7 +318,11 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
         model.compile(g_optimizer=tf.keras.optimizers.Adam(lr, beta_1=0.5),
                       d_optimizer=tf.keras.optimizers.Adam(lr, beta_1=0.5))
 
-    return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out, steps=steps,
-                        steps_per_epoch=steps_per_epoch, strategy=strategy,
-                        validation=validation, init_weights=init_weights, verbose=verbose,
-                        callbacks=[logger])[1]
+    model, history = fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out,
+                                  steps=steps, steps_per_epoch=steps_per_epoch,
+                                  strategy=strategy, validation=validation,
+                                  init_weights=init_weights, verbose=verbose, callbacks=[logger])
+    if generator_out and is_chief(strategy):
+        os.makedirs(os.path.dirname(os.path.abspath(generator_out)), exist_ok=True)
+        model.generator.save_weights(generator_out)
+    return history

@@ -11,7 +11,7 @@ Example (see README for the exact commands of the shipped models):
       --run-dir runs/jpdse-p1 --out runs/jpdse-p1/final.weights.h5
   python training/train_jpdse.py --data ../shared/data/cityscapes_sample --phase 2 \\
       --init-weights runs/jpdse-p1/final.weights.h5 --run-dir runs/jpdse-p2 \\
-      --out tfcomp/weights/jpdse-bpg-p2.weights.h5
+      --out runs/jpdse-p2/final.weights.h5 --generator-out tfcomp/weights/jpdse-bpg-p2.weights.h5
 """
 
 import os
@@ -24,6 +24,8 @@ def main(argv=None):
                         steps=2000, lr="2e-4", patch_note=" (unused: whole frames at --size)",
                         eval_help="unused (the held-out city of --data is the validation set)")
     p.set_defaults(batch=1, steps_per_epoch=100)
+    p.add_argument("--generator-out", help="also write the generator's weights alone here "
+                                           "(the file the jpdse-bpg codec ships)")
     p.add_argument("--phase", type=int, choices=(1, 2, 3), required=True, help="training phase")
     p.add_argument("--config", default="narrow", choices=("narrow", "full", "tiny"),
                    help="network size: narrow (this CPU), full (pix2pixHD), tiny (tests)")
@@ -57,7 +59,7 @@ def main(argv=None):
                 cache_dir=args.cache_dir, vgg_weights=args.vgg_weights,
                 loss_weights=dict(lambda_gan=args.lambda_gan, lambda_fm=args.lambda_fm,
                                   lambda_vgg=args.lambda_vgg, lambda_dist=args.lambda_dist),
-                strategy=strategy)
+                strategy=strategy, generator_out=args.generator_out)
     return 0
 
 

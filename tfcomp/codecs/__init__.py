@@ -16,6 +16,7 @@ _REGISTRY = {
     "cwic": "tfcomp.codecs.cwic:CwicCodec",
     "hiding-jpeg": "tfcomp.codecs.hiding:HidingJpegCodec",
     "hiding-bpg": "tfcomp.codecs.hiding:HidingBpgCodec",
+    "jpdse-bpg": "tfcomp.codecs.jpdse:JpdseBpgCodec",
 }
 
 

@@ -166,3 +166,14 @@ for _name, _codec, _kwargs, _qrange, _how in (
         quality_min=_qrange[0], quality_max=_qrange[1], quality_default=_qrange[0],
         codec=_codec,
         trained_with=f"see README: training/train_hiding.py --out tfcomp/weights/{_name}.weights.h5"))
+
+# JPD-SE (codec "jpdse-bpg"): the generator only (the discriminator is for training).
+for _phase, _how in ((3, "phase 3 (distortion only), PSNR-oriented"),
+                     (2, "phase 2 (GAN + feature matching + VGG + L1), perception-oriented")):
+    register(ModelSpec(
+        name=f"jpdse-bpg-p{_phase}", kind="semantic",
+        description=f"JPD-SE generator (narrow pix2pixHD global generator) after {_how}",
+        builder="tfcomp.models.jpdse:build_generator", builder_kwargs={"config": "narrow"},
+        weights=f"jpdse-bpg-p{_phase}.weights.h5", quality_min=0, quality_max=51,
+        quality_default=36, codec="jpdse-bpg",
+        trained_with=f"see README: training/train_jpdse.py --phase {_phase}"))

@@ -1,0 +1,90 @@
+"""The jpdse-bpg codec: container with BPG + side information, generator at the receiver."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from imagegen import natural_rgb
+from tfcomp import models
+from tfcomp.codecs import codec_for_bytes, get_codec
+from tfcomp.errors import BitstreamError, InputError
+from tfcomp.models.jpdse import build_generator
+from tfcomp.semantic import decode_side_info, instance_edges, semantic_input, unpack_jpdse
+
+
+def scene(h=40, w=56):
+    labels = np.full((h, w), 23, np.uint8)          # sky
+    labels[h // 2:] = 7                             # road
+    labels[h // 3:h - 5, 5:20] = 26                 # a car
+    instances = labels.astype(np.int32)
+    instances[h // 3:h - 5, 5:12] = 26000
+    instances[h // 3:h - 5, 12:20] = 26001          # two cars side by side
+    return natural_rgb(h, w, seed=4), labels, instances
+
+
+@pytest.fixture
+def generator(monkeypatch):
+    tf.keras.utils.set_random_seed(5)
+    g = build_generator("tiny")
+    monkeypatch.setitem(models._LOADED, "jpdse-bpg-p3", g)
+    return g
+
+
+def test_round_trip_counts_every_byte(generator):
+    rgb, labels, instances = scene()
+    codec = get_codec("jpdse-bpg", labels=labels, instances=instances)
+    data = codec.encode(rgb, 36)
+    parts = unpack_jpdse(data)
+    assert data[:4] == b"JPDS" and parts["qp"] == 36 and parts["model_id"] == 1
+    assert len(data) == 19 + len(parts["side_info"]) + len(parts["base_stream"])
+    lab, edges = decode_side_info(parts["side_info"], 40, 56)
+    np.testing.assert_array_equal(lab, labels)
+    np.testing.assert_array_equal(edges, instance_edges(instances))
+    out = codec_for_bytes(data).decode(data)   # the header names the codec
+    assert out.shape == rgb.shape and out.dtype == np.uint8
+    # The receiver = generator on [semantics, decoded BPG], padded to its multiple and cropped.
+    from tfcomp.codecs import bpg
+    decoded = bpg.decode(parts["base_stream"]).astype(np.float32) / 255.0
+    x = np.concatenate([semantic_input(labels, instances), decoded], -1)
+    y = generator(x[None]).numpy()[0]  # 40x56 is a multiple of 8: no padding
+    np.testing.assert_array_equal(out, np.clip(np.round(y * 255), 0, 255).astype(np.uint8))
+
+
+def test_odd_sizes_are_padded_and_cropped(generator):
+    rgb, labels, _ = scene(37, 45)
+    data = get_codec("jpdse-bpg", labels=labels).encode(rgb, 40)
+    assert get_codec("jpdse-bpg").decode(data).shape == (37, 45, 3)
+
+
+def test_bad_inputs_and_files(generator, tmp_path):
+    rgb, labels, _ = scene()
+    with pytest.raises(InputError, match="label map"):
+        get_codec("jpdse-bpg").encode(rgb, 36)
+    with pytest.raises(InputError, match="labels are"):
+        get_codec("jpdse-bpg", labels=labels[:-1]).encode(rgb, 36)
+    with pytest.raises(InputError, match="no such file"):
+        get_codec("jpdse-bpg", labels=str(tmp_path / "none.png")).encode(rgb, 36)
+    data = get_codec("jpdse-bpg", labels=labels).encode(rgb, 36)
+    for bad in (data[:30], data[:-3], data[:25] + bytes([data[25] ^ 1]) + data[26:]):
+        with pytest.raises(BitstreamError):
+            get_codec("jpdse-bpg").decode(bad)
+
+
+def test_cli_compress_decompress(generator, tmp_path, capsys):
+    from tfcomp.cli import main
+    rgb, labels, instances = scene()
+    Image.fromarray(rgb).save(tmp_path / "x.png")
+    Image.fromarray(labels).save(tmp_path / "labels.png")
+    Image.fromarray(instances.astype(np.uint16)).save(tmp_path / "inst.png")
+    assert main(["compress", str(tmp_path / "x.png"), "-o", str(tmp_path / "x.jpdse"), "--codec",
+                 "jpdse-bpg", "--quality", "39", "--labels", str(tmp_path / "labels.png"),
+                 "--instances", str(tmp_path / "inst.png")]) == 0
+    assert main(["decompress", str(tmp_path / "x.jpdse"), "-o", str(tmp_path / "y.png")]) == 0
+    assert Image.open(tmp_path / "y.png").size == (56, 40)
+    capsys.readouterr()
+    code = main(["compress", str(tmp_path / "x.png"), "-o", str(tmp_path / "z.jpdse"), "--codec",
+                 "jpdse-bpg", "--quality", "39"])
+    err = capsys.readouterr().err
+    assert code != 0 and "--labels" in err and "Traceback" not in err
+    assert not (tmp_path / "z.jpdse").exists()

@@ -1,0 +1,146 @@
+"""Codec `jpdse-bpg`: BPG + losslessly coded semantics, enhanced at the receiver by JPD-SE.
+
+File (tfcomp.semantic.pack_jpdse): magic "JPDS", version, model id, QP, size, side-info
+length, CRC-32, then the side information (label map + the instance edges the label map does
+not predict, tfcomp.semantic.encode_side_info) and the BPG stream. bpp counts every byte.
+The receiver decodes the BPG image and the semantics and runs the generator of the model the
+file names. Semantics are *sent* (not recomputed from the decoded image at the receiver):
+no segmentation network can be trained or downloaded here that would be reliable on
+heavily compressed frames, and a wrong label map would steer the generator wrongly; the
+price is the side information's bytes, which the README's rate counts in full.
+"""
+
+import numpy as np
+
+from ..errors import BitstreamError, InputError
+from .base import Codec
+
+__all__ = ["JpdseBpgCodec", "MODEL_IDS", "MAX_PIXELS"]
+
+#: Model id in the file -> model name (tfcomp.models registry).
+MODEL_IDS = {1: "jpdse-bpg-p3", 2: "jpdse-bpg-p2"}
+#: The generator runs on the whole image: cap its size (memory), checked before any work.
+MAX_PIXELS = 2048 * 2048
+
+
+def _label_array(value, what):
+    """A path or an array -> integer [H, W] array."""
+    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
+        from ..semantic import _read_array
+        import os
+        if not os.path.isfile(value):
+            raise InputError(f"{what}: no such file {value}")
+        try:
+            value = _read_array(value)
+        except (OSError, ValueError) as e:
+            raise InputError(f"{what}: cannot read {value} as an image ({e})") from None
+    arr = np.asarray(value)
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.integer):
+        raise InputError(f"{what} must be a single-channel integer map, got shape "
+                         f"{arr.shape} and dtype {arr.dtype}")
+    return arr
+
+
+def _pad_to(x, multiple):
+    h, w = x.shape[:2]
+    pad = ((0, -h % multiple), (0, -w % multiple)) + ((0, 0),) * (x.ndim - 2)
+    return np.pad(x, pad, mode="edge")
+
+
+class JpdseBpgCodec(Codec):
+    """BPG (4:2:0, the C op) + label map and instance edges; the generator restores."""
+
+    name = "jpdse-bpg"
+    kind = "semantic"
+    description = ("JPD-SE on BPG: BPG + lossless Cityscapes label map / instance edges, "
+                   "enhanced by a semantic generator; quality = QP, needs --labels")
+    extension = ".jpdse"
+    quality_min, quality_max, quality_default = 0, 51, 36
+    higher_is_better = False
+    sweep = (33, 36, 39, 42)
+
+    def __init__(self, labels=None, instances=None, **options):
+        self.options = dict(self.options, model=tuple(MODEL_IDS.values()))
+        super().__init__(**options)
+        self.labels, self.instances = labels, instances
+
+    @property
+    def weights_present(self):
+        from .. import models
+        return any(models.is_available(m) for m in MODEL_IDS.values())
+
+    def _model_name(self):
+        from .. import models
+        name = self.settings.get("model")
+        if name:
+            return name
+        for candidate in MODEL_IDS.values():  # phase 3 first
+            if models.is_available(candidate):
+                return candidate
+        raise InputError(f"{self.name}: no trained model installed ({', '.join(MODEL_IDS.values())}); "
+                         "see README to train one")
+
+    def _semantics(self, shape):
+        if self.labels is None:
+            raise InputError(f"{self.name} needs the image's label map (--labels LABELS.png: "
+                             "Cityscapes labelIds at the image's size)")
+        labels = _label_array(self.labels, "labels")
+        if labels.shape != shape:
+            raise InputError(f"labels are {labels.shape[1]}x{labels.shape[0]} but the image is "
+                             f"{shape[1]}x{shape[0]}")
+        if labels.min() < 0 or labels.max() > 255:
+            raise InputError("labels must be in 0..255 (Cityscapes labelIds)")
+        if self.instances is None:
+            edges = labels  # label boundaries only (no instance ids given)
+        else:
+            edges = _label_array(self.instances, "instances")
+            if edges.shape != shape:
+                raise InputError(f"instances are {edges.shape[1]}x{edges.shape[0]} but the image "
+                                 f"is {shape[1]}x{shape[0]}")
+        return labels.astype(np.uint8), edges
+
+    def _encode(self, image, quality):
+        from ..models import get_spec
+        from ..semantic import encode_side_info, pack_jpdse
+        from . import bpg
+        if image.shape[2] != 3:
+            raise InputError(f"{self.name}: RGB images only")
+        if image.shape[0] * image.shape[1] > MAX_PIXELS:
+            raise InputError(f"{self.name}: {image.shape[1]}x{image.shape[0]} is larger than the "
+                             f"generator's limit of {MAX_PIXELS} pixels")
+        labels, edges = self._semantics(image.shape[:2])
+        name = self._model_name()
+        get_spec(name)  # a known model
+        model_id = {v: k for k, v in MODEL_IDS.items()}[name]
+        side = encode_side_info(labels, edges)
+        return pack_jpdse(bpg.encode(image, quality), side, image.shape[0], image.shape[1],
+                          quality, model_id)
+
+    def _decode(self, data):
+        from .. import models
+        from ..models.jpdse import size_multiple
+        from ..semantic import decode_side_info, semantic_input, unpack_jpdse
+        from . import bpg
+        parts = unpack_jpdse(data)
+        name = MODEL_IDS.get(parts["model_id"])
+        if name is None:
+            raise BitstreamError(f"{self.name}: unknown model id {parts['model_id']}")
+        name = self.settings.get("model") or name
+        h, w = parts["height"], parts["width"]
+        if h * w > MAX_PIXELS:
+            raise BitstreamError(f"{self.name}: header claims {w}x{h}, more than the generator's "
+                                 f"limit of {MAX_PIXELS} pixels")
+        decoded = bpg.decode(parts["base_stream"])
+        if decoded.shape[:2] != (h, w) or decoded.shape[2] != 3:
+            raise BitstreamError(f"{self.name}: BPG stream is {decoded.shape[1]}x{decoded.shape[0]}, "
+                                 f"header says {w}x{h}")
+        labels, edges = decode_side_info(parts["side_info"], h, w)
+        generator = models.load_model(name)
+        m = size_multiple(models.get_spec(name).builder_kwargs.get("config", "narrow"))
+        x = np.concatenate([semantic_input(labels, edges=edges),
+                            decoded.astype(np.float32) / 255.0], axis=-1)
+        y = generator(_pad_to(x, m)[None], training=False).numpy()[0, :h, :w]
+        return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+
+    def sniff(self, data):
+        return data[:4] == b"JPDS"
