@@ -88,3 +88,16 @@ def test_cli_compress_decompress(generator, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code != 0 and "--labels" in err and "Traceback" not in err
     assert not (tmp_path / "z.jpdse").exists()
+
+
+def test_evaluate_jpdse_counts_side_info(generator):
+    from tfcomp.evaluate import evaluate_jpdse
+    rgb, labels, instances = scene()
+    records = [{"name": "s", "rgb": rgb, "labels": labels, "instances": instances}]
+    results, outputs = evaluate_jpdse(records, [36, 42], ["jpdse-bpg-p3"], show_progress=False)
+    bpg_r, ours = results
+    assert bpg_r["codec"] == "bpg" and ours["codec"] == "jpdse-bpg-p3"
+    for pb, po in zip(bpg_r["points"], ours["points"]):
+        # The same BPG stream plus header and side information: strictly more bits.
+        assert po["bpp"] > pb["bpp"] + 8 * 19 / rgb[..., 0].size
+    assert outputs[("jpdse-bpg-p3", "s", 36)].shape == rgb.shape

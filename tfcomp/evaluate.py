@@ -10,7 +10,8 @@ from .codecs import get_codec
 from .errors import InputError
 from .imageio import list_images, read_image, write_bytes, write_image
 
-__all__ = ["evaluate_codec", "evaluate_restorer", "evaluate_hiding", "progress", "load_images"]
+__all__ = ["evaluate_codec", "evaluate_restorer", "evaluate_hiding", "evaluate_jpdse", "progress",
+           "load_images"]
 
 
 def progress(iterable, total, desc, enabled=True):
@@ -81,17 +82,8 @@ def evaluate_codec(codec_name, data, qualities=None, options=None, out_dir=None,
                 ms = metrics.ms_ssim(image, decoded) if min(h, w) >= 161 else None
                 points[q].append({"name": name, "bpp": bpp,
                                   "psnr": metrics.psnr(image, decoded), "ms_ssim": ms})
-    result = {"codec": codec_name, "data": str(data) if isinstance(data, (str, os.PathLike))
-              else "<arrays>", "options": codec.settings, "points": []}
-    for q in qualities:
-        imgs = points[q]
-        ms = _mean([i["ms_ssim"] for i in imgs])
-        result["points"].append({
-            "quality": q, "bpp": _mean([i["bpp"] for i in imgs]),
-            "psnr": _mean([i["psnr"] for i in imgs]), "ms_ssim": ms,
-            "ms_ssim_db": metrics.ms_ssim_db(ms) if ms is not None else None,
-            "images": imgs})
-    return result
+    return _codec_result(codec_name, str(data) if isinstance(data, (str, os.PathLike))
+                         else "<arrays>", points, codec.settings)
 
 
 def _restorer_metrics(ref, test):
@@ -213,3 +205,54 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
             "quality": quality, "restorer": restorer,
             "data": str(data) if isinstance(data, (str, os.PathLike)) else "<arrays>",
             "summary": summary, "images": rows}
+
+
+def _codec_result(name, data, per_q, options=None):
+    """interfaces.md codec JSON from {quality: [per-image dicts with bpp/psnr/ms_ssim]}."""
+    points = []
+    for q, imgs in per_q.items():
+        ms = _mean([i["ms_ssim"] for i in imgs])
+        points.append({"quality": q, "bpp": _mean([i["bpp"] for i in imgs]),
+                       "psnr": _mean([i["psnr"] for i in imgs]), "ms_ssim": ms,
+                       "ms_ssim_db": metrics.ms_ssim_db(ms) if ms is not None else None,
+                       "images": imgs})
+    return {"codec": name, "data": data, "options": options or {}, "points": points}
+
+
+def _image_row(name, reference, decoded, nbytes):
+    h, w = reference.shape[:2]
+    return {"name": name, "bpp": 8.0 * nbytes / (h * w), "psnr": metrics.psnr(reference, decoded),
+            "ms_ssim": metrics.ms_ssim(reference, decoded) if min(h, w) >= 161 else None}
+
+
+def evaluate_jpdse(records, qps, model_names, data="<records>", out_dir=None, show_progress=True):
+    """Plain BPG vs the jpdse-bpg models on prepared frames (tfcomp.jpdse_data records).
+
+    Every jpdse-bpg file is really written (BPG stream + side information + header) and its
+    bytes give the bpp. Returns (results list in the interfaces.md codec layout, first
+    one plain BPG; {(model, name, qp): decoded image} for figures).
+    """
+    from .codecs import bpg
+    plain = {q: [] for q in qps}
+    ours = {m: {q: [] for q in qps} for m in model_names}
+    outputs = {}
+    folder = out_dir
+    for rec in progress(records, len(records), "evaluate jpdse", show_progress):
+        name, rgb = rec["name"], rec["rgb"]
+        for q in qps:
+            stream = bpg.encode(rgb, q)
+            decoded = bpg.decode(stream)
+            plain[q].append(_image_row(name, rgb, decoded, len(stream)))
+            outputs[("bpg", name, q)] = decoded
+            for m in model_names:
+                codec = get_codec("jpdse-bpg", labels=rec["labels"], instances=rec["instances"],
+                                  model=m)
+                blob = codec.encode(rgb, q)
+                if folder:
+                    write_bytes(os.path.join(folder, f"{name}_{m}_qp{q}.jpdse"), blob)
+                out = codec.decode(blob)
+                ours[m][q].append(_image_row(name, rgb, out, len(blob)))
+                outputs[(m, name, q)] = out
+    results = [_codec_result("bpg", data, plain)]
+    results += [_codec_result(m, data, ours[m], {"side_info": "counted"}) for m in model_names]
+    return results, outputs

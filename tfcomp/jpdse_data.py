@@ -31,10 +31,10 @@ def _save(path, **arrays):
 
 
 def prepare_frames(frames, qps=DEFAULT_QPS, size=(512, 256), cache_dir=None, progress=None):
-    """-> list of records {"name", "rgb", "labels", "edges", "decoded": {qp: uint8},
+    """-> list of records {"name", "rgb", "labels", "instances", "decoded": {qp: uint8},
     "bpg_bytes": {qp: int}} at `size` = (W, H). `progress`: an optional wrapper (tqdm)."""
     from .codecs import bpg
-    from .semantic import instance_edges, load_frame
+    from .semantic import load_frame
 
     if not frames:
         raise InputError("no frames to prepare")
@@ -46,13 +46,12 @@ def prepare_frames(frames, qps=DEFAULT_QPS, size=(512, 256), cache_dir=None, pro
         base = _cache_path(cache_dir, name, size, "") if cache_dir else None
         if base and os.path.isfile(base):
             with np.load(base) as z:
-                rgb, labels, edges = z["rgb"], z["labels"], z["edges"]
+                rgb, labels, instances = z["rgb"], z["labels"], z["instances"]
         else:
             rgb, labels, instances = load_frame(frame, size)
-            edges = instance_edges(instances).astype(np.uint8)
             if base:
-                _save(base, rgb=rgb, labels=labels, edges=edges)
-        record = {"name": name, "rgb": rgb, "labels": labels, "edges": edges,
+                _save(base, rgb=rgb, labels=labels, instances=instances)
+        record = {"name": name, "rgb": rgb, "labels": labels, "instances": instances,
                   "decoded": {}, "bpg_bytes": {}}
         for qp in qps:
             path = _cache_path(cache_dir, name, size, f"_qp{qp}") if cache_dir else None
@@ -78,11 +77,11 @@ def frame_dataset(records, qps=None, batch_size=1, flip=True, seed=0, repeat=Tru
     shuffled order); `flip` mirrors half of them horizontally (the paper's augmentation).
     """
     import tensorflow as tf
-    from .semantic import semantic_input_tf
+    from .semantic import instance_edges, semantic_input_tf
 
     qps = list(qps or sorted(records[0]["decoded"]))
     labels = np.stack([r["labels"] for r in records for _ in qps])
-    edges = np.stack([r["edges"] for r in records for _ in qps]).astype(np.float32)
+    edges = np.stack([instance_edges(r["instances"]) for r in records for _ in qps]).astype(np.float32)
     decoded = np.stack([r["decoded"][q] for r in records for q in qps])
     target = np.stack([r["rgb"] for r in records for _ in qps])
     ds = tf.data.Dataset.from_tensor_slices((labels, edges, decoded, target))

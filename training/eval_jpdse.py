@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Evaluate JPD-SE: plain BPG vs jpdse-bpg (side information counted) on the held-out frames.
+
+Writes results/jpdse/{bpg,<model>}.json (interfaces.md codec layout), an RD plot, the BD
+numbers against BPG and a side-by-side figure, and prints the README table. Example:
+  python training/eval_jpdse.py --data ../shared/data/cityscapes_sample \\
+      --models jpdse-bpg-p2 jpdse-bpg-p3
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="Cityscapes-layout folder (held-out city evaluated)")
+    p.add_argument("--models", nargs="+", default=["jpdse-bpg-p2", "jpdse-bpg-p3"],
+                   help="jpdse-bpg models to compare with plain BPG")
+    p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42], help="BPG QPs")
+    p.add_argument("--size", type=int, nargs=2, default=(512, 256), metavar=("W", "H"),
+                   help="working resolution (default 512 256, as trained)")
+    p.add_argument("--cache-dir", default="runs/jpdse-cache", help="BPG cache of tfcomp.jpdse_data")
+    p.add_argument("--out", default="results/jpdse", help="output folder")
+    p.add_argument("--figure-qp", type=int, default=39, help="QP of the side-by-side figure")
+    args = p.parse_args(argv)
+
+    import numpy as np
+    from tfcomp.errors import TfcompError
+    from tfcomp.evaluate import evaluate_jpdse
+    from tfcomp.imageio import write_bytes, write_image
+    from tfcomp.jpdse_data import prepare_frames
+    from tfcomp.plot import bd_rate_table, plot_codecs
+    from tfcomp.report import codec_markdown
+    from tfcomp.semantic import cityscapes_frames, split_frames
+    try:
+        _, heldout = split_frames(cityscapes_frames(args.data))
+        records = prepare_frames(heldout, args.qps, tuple(args.size), args.cache_dir)
+        results, outputs = evaluate_jpdse(records, args.qps, args.models,
+                                          data=f"{args.data} (held-out city)")
+    except TfcompError as e:
+        print(f"eval_jpdse: error: {e}", file=sys.stderr)
+        return 2
+    os.makedirs(args.out, exist_ok=True)
+    for r in results:
+        write_bytes(os.path.join(args.out, f"{r['codec']}.json"), (json.dumps(r, indent=1) + "\n").encode())
+    plot_codecs(results, os.path.join(args.out, "rd.png"), "JPD-SE on BPG (side information counted)")
+    bd = bd_rate_table(results, 0)
+    from tfcomp.bdrate import bd_psnr
+    base = results[0]["points"]
+    for row, r in zip(bd, results[1:]):
+        try:
+            d = bd_psnr([q["bpp"] for q in base], [q["psnr"] for q in base],
+                        [q["bpp"] for q in r["points"]], [q["psnr"] for q in r["points"]])
+            row["bd_psnr"], row["overlap_bpp"] = d["bd_psnr"], d["overlap"]
+        except TfcompError as e:
+            row["bd_psnr"], row["overlap_bpp"] = None, str(e)
+        print(f"BD-PSNR of {r['codec']} against bpg: {row['bd_psnr']} dB over bpp {row['overlap_bpp']}")
+    write_bytes(os.path.join(args.out, "bd.json"), (json.dumps(bd, indent=1) + "\n").encode())
+    # Side by side: original | BPG | each model, one held-out frame at --figure-qp.
+    if args.figure_qp in args.qps:
+        rec = records[0]
+        tiles = [rec["rgb"], outputs[("bpg", rec["name"], args.figure_qp)]]
+        tiles += [outputs[(m, rec["name"], args.figure_qp)] for m in args.models]
+        write_image(os.path.join(args.out, f"side_by_side_qp{args.figure_qp}.png"),
+                    np.concatenate(tiles, axis=0))
+    print(codec_markdown(results))
+    print(f"wrote {args.out}/ (JSON per method, rd.png, bd.json, side_by_side_qp{args.figure_qp}.png)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())
