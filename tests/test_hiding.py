@@ -227,3 +227,20 @@ def test_slim_weights_after_training(tmp_path):
     for a, b in zip(model.encoder.get_weights() + model.decoder.get_weights(),
                     again.encoder.get_weights() + again.decoder.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_hiding_bpg_writes_a_standard_bpg(monkeypatch):
+    model = tiny_hiding(codec="bpg", quality=30)
+    model.encoder.get_layer("enc_out").bias.assign([0.02, -0.02, 0.01])
+    monkeypatch.setitem(models._LOADED, "hiding-bpg-qp30-s2", model)
+    img = natural_rgb(40, 56, seed=7)
+    data = get_codec("hiding-bpg").encode(img, 30)
+    plain = get_codec("bpg")
+    assert plain.sniff(data)                      # a .bpg any BPG decoder reads
+    viewer = plain.decode(data)
+    assert viewer.shape == img.shape
+    out = get_codec("hiding-bpg").decode(data)
+    from tfcomp.restore import restore_array
+    np.testing.assert_array_equal(out, restore_array(model.decoder, viewer))
+    with pytest.raises(InputError, match=r"no trained model for quality 35; installed: hiding-bpg-qp30-s2"):
+        get_codec("hiding-bpg").encode(img, 35)

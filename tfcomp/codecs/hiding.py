@@ -49,9 +49,10 @@ class _HidingCodec(Codec):
                     name = candidate
                     break
             else:
-                names = [m for q, m in self.default_models if q is None or q == quality]
-                raise InputError(f"{self.name}: no trained model installed for quality {quality} "
-                                 f"(candidates: {', '.join(names)}; see README to train them)")
+                have = [f"{m} (quality {models.get_spec(m).quality_min}..{models.get_spec(m).quality_max})"
+                        for _, m in self.default_models if models.is_available(m)]
+                raise InputError(f"{self.name}: no trained model for quality {quality}; installed: "
+                                 f"{', '.join(have) or 'none'} (see README to train more)")
         spec = models.get_spec(name)
         if not spec.quality_min <= quality <= spec.quality_max:
             raise InputError(f"{self.name}: model {name} was trained for quality "
