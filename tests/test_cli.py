@@ -133,3 +133,23 @@ def test_console_script_exit_codes_and_help(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr and "no such file" in r.stderr
     r = subprocess.run(exe + ["compress"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "usage:" in r.stderr
+
+
+def test_evaluate_restorer_checkpoint_weights(capsys, tmp_path):
+    from tfcomp.models.restorer import build_restorer, identity_init
+    data = tmp_path / "imgs"
+    data.mkdir()
+    Image.fromarray(natural_image(seed=3)).save(data / "a.png")
+    weights = tmp_path / "ckpt.weights.h5"
+    identity_init(build_restorer()).save_weights(str(weights))
+    code, out, err = run(capsys, "evaluate", "--restorer", "restorer-blind", "--weights", weights,
+                         "--data", data, "--quality", "30", "--json", tmp_path / "r.json",
+                         "--no-progress")
+    assert code == 0, err
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["weights"] == str(weights)
+    p = r["points"][0]  # the identity map restores nothing
+    assert abs(p["restored"]["psnr"] - p["jpeg"]["psnr"]) < 1e-6
+    code, _, err = run(capsys, "evaluate", "--restorer", "restorer-blind", "--weights",
+                       tmp_path / "none.weights.h5", "--data", data, "--json", tmp_path / "s.json")
+    assert code != 0 and "--weights" in err and not (tmp_path / "s.json").exists()

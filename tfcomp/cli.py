@@ -134,10 +134,22 @@ def cmd_evaluate(args):
         os.makedirs(args.keep, exist_ok=True)
     if args.restorer:
         from .models import get_spec
-        get_spec(args.restorer)
+        spec = get_spec(args.restorer)
+        model = None
+        if args.weights:  # a checkpoint of that architecture instead of the shipped file
+            from .errors import InputError
+            if not os.path.isfile(args.weights) or not args.weights.endswith(".weights.h5"):
+                raise InputError(f"--weights: {args.weights} is not an existing .weights.h5 file")
+            model = spec.build()
+            try:
+                model.load_weights(args.weights)
+            except (OSError, ValueError) as e:
+                raise InputError(f"--weights: {args.weights} does not fit {args.restorer} ({e})") from None
         result = evaluate_restorer(args.restorer, args.data, args.quality or (10, 20, 30, 40),
                                    gray=args.gray, out_dir=args.keep,
-                                   show_progress=not args.no_progress)
+                                   show_progress=not args.no_progress, model=model)
+        if args.weights:
+            result["weights"] = args.weights
         _print_restorer_table(result)
         plot_restorers([result], plot)
     else:
@@ -302,6 +314,8 @@ def build_parser():
     s.add_argument("--gray", action="store_true", help="restorers: gray/Y protocol")
     s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
     s.add_argument("--model", help="hiding-jpeg / hiding-bpg: which trained model")
+    s.add_argument("--weights", help="restorers: evaluate this .weights.h5 (e.g. a training "
+                                     "checkpoint) instead of the shipped weights")
     s.add_argument("--keep", metavar="DIR", help="keep the compressed files and decoded PNGs here")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_evaluate)

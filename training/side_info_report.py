@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Measure JPD-SE's semantic side information against BPG's own bits (README table).
+
+For each working size: the lossless coders of tfcomp.semantic (mean bytes and bpp per
+frame over all frames) and, on the held-out frames, the chosen side information next to
+BPG's bpp at the given QPs and the side information of a label map at 1/4 resolution.
+  python training/side_info_report.py --data ../shared/data/cityscapes_sample \\
+      --sizes 512x256 1024x512 2048x1024
+"""
+
+import argparse
+import json
+import os
+import sys
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="Cityscapes-layout folder")
+    p.add_argument("--sizes", nargs="+", default=["512x256"], help="working sizes WxH")
+    p.add_argument("--qps", type=int, nargs="+", default=[33, 39, 42], help="BPG QPs to compare")
+    p.add_argument("--json", help="also write the numbers here")
+    args = p.parse_args(argv)
+
+    import numpy as np
+    from tfcomp.codecs import bpg
+    from tfcomp.evaluate import progress
+    from tfcomp.report import markdown_table
+    from tfcomp.semantic import (cityscapes_frames, encode_side_info, load_frame,
+                                 side_info_report, split_frames)
+    frames = cityscapes_frames(args.data)
+    _, heldout = split_frames(frames)
+    out = {}
+    for text in args.sizes:
+        w, h = (int(v) for v in text.lower().split("x"))
+        report = side_info_report(frames, (w, h))
+        print(f"\n{len(frames)} frames at {w}x{h}: lossless coders\n")
+        print(markdown_table(["coder", "bytes/frame", "bpp"],
+                             [(k, f"{v['bytes_per_frame']:.0f}", f"{v['bpp']:.4f}")
+                              for k, v in report.items()]))
+        rows = {"side": [], "side_quarter": [], **{q: [] for q in args.qps}}
+        for frame in progress(heldout, len(heldout), f"BPG {w}x{h}"):
+            rgb, labels, instances = load_frame(frame, (w, h))
+            rows["side"].append(8 * len(encode_side_info(labels, instances)) / (w * h))
+            rows["side_quarter"].append(
+                8 * len(encode_side_info(labels[::4, ::4], instances[::4, ::4])) / (w * h))
+            for q in args.qps:
+                rows[q].append(8 * len(bpg.encode(rgb, q)) / (w * h))
+        means = {str(k): float(np.mean(v)) for k, v in rows.items()}
+        print(f"\n{len(heldout)} held-out frames at {w}x{h} (bpp): side info {means['side']:.4f}, "
+              f"side info with 1/4-resolution labels {means['side_quarter']:.4f}, "
+              + ", ".join(f"BPG QP{q} {means[str(q)]:.4f}" for q in args.qps))
+        out[text] = {"coders": {k: {"bytes_per_frame": v["bytes_per_frame"], "bpp": v["bpp"]}
+                                for k, v in report.items()}, "heldout_bpp": means}
+    if args.json:
+        from tfcomp.imageio import write_bytes
+        write_bytes(args.json, (json.dumps(out, indent=1) + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())
