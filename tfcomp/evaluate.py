@@ -173,8 +173,8 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
     with tempfile.TemporaryDirectory(prefix="tfcomp-eval-") as tmp:
         folder = out_dir or tmp
         os.makedirs(folder, exist_ok=True)
-        for name, item in progress(_items(data), len(_items(data)), f"evaluate {model_name}",
-                                   show_progress):
+        items = _items(data)
+        for name, item in progress(items, len(items), f"evaluate {model_name}", show_progress):
             image = _load(item, "rgb")
             path = os.path.join(folder, f"{name}_{model_name}_q{quality}{hiding.extension}")
             output, bpp = _file_round_trip(hiding, image, quality, path)

@@ -15,6 +15,7 @@ from .errors import InputError
 
 __all__ = [
     "MAX_PIXELS",
+    "pad_to_multiple",
     "READ_MODES",
     "WRITE_FORMATS",
     "read_image",
@@ -455,3 +456,10 @@ def list_images(source):
     if not paths:
         raise InputError(f"no images found in {sources}")
     return paths
+
+
+def pad_to_multiple(image, multiple):
+    """Edge-replicates an HxW[xC] array down and right so both sides are multiples of `multiple`."""
+    h, w = image.shape[:2]
+    return np.pad(image, ((0, -h % multiple), (0, -w % multiple)) + ((0, 0),) * (image.ndim - 2),
+                  mode="edge")

@@ -12,6 +12,7 @@ import zlib
 import numpy as np
 
 from ..errors import BitstreamError, InputError
+from ..imageio import pad_to_multiple
 from .base import Codec
 
 __all__ = ["CwicCodec", "MAGIC", "VERSION", "MAX_SIDE", "pack", "unpack", "compress_array",
@@ -50,16 +51,11 @@ def unpack(data):
     return rate, h, w, body[:map_len], body[map_len:]
 
 
-def _pad(image, stride=8):
-    h, w = image.shape[:2]
-    return np.pad(image, ((0, -h % stride), (0, -w % stride), (0, 0)), mode="edge")
-
-
 def analyse(model, image):
     """Runs the encoder: uint8 HxWx3 -> (bits uint8 [h, w, n], levels q int64 [h, w])."""
     import tensorflow as tf
     from ..models.cwic import kept_channels
-    x = tf.convert_to_tensor(_pad(image)[None].astype(np.float32) / 255.0)
+    x = tf.convert_to_tensor(pad_to_multiple(image, 8)[None].astype(np.float32) / 255.0)
     codes, p = model.encoder(x)
     bits = (codes[0].numpy() > 0.5).astype(np.uint8)
     kept = kept_channels(p, model.n, model.levels)[0, :, :, 0].numpy()

@@ -13,6 +13,7 @@ price is the side information's bytes, which the README's rate counts in full.
 import numpy as np
 
 from ..errors import BitstreamError, InputError
+from ..imageio import pad_to_multiple
 from .base import Codec
 
 __all__ = ["JpdseBpgCodec", "MODEL_IDS", "MAX_PIXELS"]
@@ -39,12 +40,6 @@ def _label_array(value, what):
         raise InputError(f"{what} must be a single-channel integer map, got shape "
                          f"{arr.shape} and dtype {arr.dtype}")
     return arr
-
-
-def _pad_to(x, multiple):
-    h, w = x.shape[:2]
-    pad = ((0, -h % multiple), (0, -w % multiple)) + ((0, 0),) * (x.ndim - 2)
-    return np.pad(x, pad, mode="edge")
 
 
 class JpdseBpgCodec(Codec):
@@ -139,7 +134,7 @@ class JpdseBpgCodec(Codec):
         m = size_multiple(models.get_spec(name).builder_kwargs.get("config", "narrow"))
         x = np.concatenate([semantic_input(labels, edges=edges),
                             decoded.astype(np.float32) / 255.0], axis=-1)
-        y = generator(_pad_to(x, m)[None], training=False).numpy()[0, :h, :w]
+        y = generator(pad_to_multiple(x, m)[None], training=False).numpy()[0, :h, :w]
         return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
 
     def sniff(self, data):
