@@ -197,7 +197,10 @@ def test_evaluate_hiding_and_report(loaded, tmp_path, capsys):
     from tfcomp.cli import main
     from tfcomp.evaluate import evaluate_hiding
     images = [(f"im{i}", natural_rgb(40, 48, seed=10 + i)) for i in range(2)]
-    r = evaluate_hiding("hiding-jpeg-q50-s2", images, 50, show_progress=False)
+    fig = tmp_path / "fig.png"
+    r = evaluate_hiding("hiding-jpeg-q50-s2", images, 50, show_progress=False,
+                        figure=("im1", str(fig)))
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     s = r["summary"]
     assert r["plain_codec"] == "jpeg" and r["quality"] == 50
     for row in r["images"]:
@@ -256,3 +259,23 @@ def test_shipped_hiding_model_beats_plain_jpeg():
     plain = get_codec("jpeg")
     gain = psnr(img, codec.decode(hidden)) - psnr(img, plain.decode(plain.encode(img, 50)))
     assert gain > 1.0, gain
+
+
+def test_evaluate_hiding_figure_needs_a_known_image(loaded, tmp_path):
+    from tfcomp.errors import InputError
+    from tfcomp.evaluate import evaluate_hiding
+    images = [("im0", natural_rgb(24, 24, seed=3))]
+    with pytest.raises(InputError, match="nope"):
+        evaluate_hiding("hiding-jpeg-q50-s2", images, 50, show_progress=False,
+                        figure=("nope", str(tmp_path / "f.png")))
+
+
+def test_worst_crop_finds_the_damaged_window():
+    from tfcomp.plot import worst_crop
+    ref = np.zeros((60, 80, 3), np.uint8)
+    dec = ref.copy()
+    dec[30:40, 50:60] = 200           # the only error
+    top, left, h, w = worst_crop(ref, dec, 16)
+    assert (h, w) == (16, 16)
+    assert top <= 30 and top + h >= 40 and left <= 50 and left + w >= 60
+    assert worst_crop(ref, dec, 500)[2:] == (60, 80)  # clipped to the image

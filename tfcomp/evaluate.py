@@ -135,16 +135,21 @@ def evaluate_restorer(model_name, data, qualities=(10, 20, 30, 40), gray=False, 
             else "<arrays>", "protocol": "gray-Y" if gray else "rgb", "points": points}
 
 
-def _quality_at_bpp(codec, image, target_bpp, start, folder, name):
+def _quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None):
     """The first quality from `start` towards better whose file has >= target_bpp bits/pixel.
 
     Walks the knob one step at a time (file size grows with quality); returns
     (quality, decoded, bpp) — the plain codec gets at least the hidden file's bits.
+    `at_start`: the (decoded, bpp) already measured at `start`, if any.
     """
     step = 1 if codec.higher_is_better else -1
     q = start
     while True:
-        decoded, bpp = _file_round_trip(codec, image, q, os.path.join(folder, f"{name}_eq{q}{codec.extension}"))
+        if q == start and at_start is not None:
+            decoded, bpp = at_start
+        else:
+            decoded, bpp = _file_round_trip(codec, image, q,
+                                            os.path.join(folder, f"{name}_eq{q}{codec.extension}"))
         nxt = q + step
         if bpp >= target_bpp or not codec.quality_min <= nxt <= codec.quality_max:
             return q, decoded, bpp
@@ -152,15 +157,17 @@ def _quality_at_bpp(codec, image, target_bpp, start, folder, name):
 
 
 def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", out_dir=None,
-                    show_progress=True):
+                    show_progress=True, figure=None):
     """The residual-hiding codec against its plain codec and plain codec + restorer.
 
     Per image: the hiding file at `quality` (bpp from its bytes; PSNR/SSIM of the decoder's
     output, and of the file as a plain viewer shows it); the plain codec at the same
     quality, without and with `restorer`; and at equal bpp: the plain codec at the first
     quality whose file is at least as large as the hiding file, without and with `restorer`.
+    `figure` = (image name, PNG path): side-by-side crops of that image where JPEG errs most.
     """
     from .models import get_spec, load_model
+    from .plot import plot_crops, worst_crop
     from .restore import restore_array
     spec = get_spec(model_name)
     if spec.kind != "hiding":
@@ -182,10 +189,12 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                 viewer = plain.decode(f.read())
             same, same_bpp = _file_round_trip(plain, image, quality,
                                               os.path.join(folder, f"{name}_q{quality}{plain.extension}"))
-            eq_q, eq, eq_bpp = _quality_at_bpp(plain, image, bpp, quality, folder, name)
+            eq_q, eq, eq_bpp = _quality_at_bpp(plain, image, bpp, quality, folder, name,
+                                               at_start=(same, same_bpp))
             if out_dir:
                 write_image(os.path.join(folder, f"{name}_{model_name}_q{quality}.png"), output)
-            rows.append({
+            eq_restored = restore_array(post, eq)
+            row = {
                 "name": name,
                 "hiding": {"bpp": bpp, **_restorer_metrics(image, output)},
                 "hiding_view": {"bpp": bpp, **_restorer_metrics(image, viewer)},
@@ -194,8 +203,23 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                                    **_restorer_metrics(image, restore_array(post, same))},
                 "plain_eq": {"quality": eq_q, "bpp": eq_bpp, **_restorer_metrics(image, eq)},
                 "plain_eq_restored": {"quality": eq_q, "bpp": eq_bpp,
-                                      **_restorer_metrics(image, restore_array(post, eq))},
-            })
+                                      **_restorer_metrics(image, eq_restored)},
+            }
+            rows.append(row)
+            if figure and name == figure[0]:
+                def caption(label, key):
+                    return f"{label}\n{row[key]['psnr']:.2f} dB, {row[key]['bpp']:.3f} bpp"
+                plot_crops([("original", image),
+                            (caption(f"{plain.name} q{quality}", "plain"), same),
+                            (caption(f"{plain.name} q{eq_q} + {restorer}", "plain_eq_restored"),
+                             eq_restored),
+                            (caption("the file in a plain viewer", "hiding_view"), viewer),
+                            (caption(f"{model_name} decoded", "hiding"), output)],
+                           figure[1], worst_crop(image, same, 128),
+                           title=f"{name}: {model_name} at q{quality} vs {plain.name} "
+                                 f"(equal bpp: q{eq_q})")
+    if figure and figure[0] not in [r["name"] for r in rows]:
+        raise InputError(f"no image named {figure[0]!r} in {data} for the figure")
     summary = {}
     for key in rows[0]:
         if key == "name":

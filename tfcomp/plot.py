@@ -6,7 +6,8 @@ import os
 from .bdrate import bd_rate
 from .imageio import write_bytes
 
-__all__ = ["label_of", "plot_codecs", "plot_restorers", "bd_rate_table", "default_plot_path"]
+__all__ = ["label_of", "plot_codecs", "plot_restorers", "bd_rate_table", "default_plot_path",
+           "worst_crop", "plot_crops"]
 
 
 def label_of(result):
@@ -100,3 +101,35 @@ def bd_rate_table(results, anchor_index=0):
 def default_plot_path(json_path):
     """Where `tfcomp evaluate` puts the plot when --plot is not given: next to the JSON."""
     return os.path.splitext(json_path)[0] + ".png"
+
+
+def worst_crop(reference, decoded, size):
+    """(top, left, height, width) of the size x size window where `decoded` errs most (MSE)."""
+    import numpy as np
+    err = (reference.astype(np.float64) - decoded.astype(np.float64)) ** 2
+    err = err.reshape(err.shape[0], err.shape[1], -1).sum(axis=2)
+    h, w = min(size, err.shape[0]), min(size, err.shape[1])
+    table = np.pad(err.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    sums = table[h:, w:] - table[:-h, w:] - table[h:, :-w] + table[:-h, :-w]
+    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(top), int(left), h, w
+
+
+def plot_crops(panels, path, box, title=None):
+    """Side-by-side crops: `panels` = [(caption, HxWxC uint8)], `box` = (top, left, h, w)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    top, left, h, w = box
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2 * h / w + 0.9))
+    for ax, (caption, image) in zip(axes, panels):
+        crop = image[top:top + h, left:left + w]
+        ax.imshow(crop[:, :, 0] if crop.ndim == 3 and crop.shape[2] == 1 else crop,
+                  cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_xlabel(caption, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    plt.close(fig)

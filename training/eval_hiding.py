@@ -21,6 +21,8 @@ def main(argv=None):
     p.add_argument("--restorer", default="restorer-blind", help="post-filter baseline model")
     p.add_argument("--out", default="results/hiding", help="folder for the JSON results")
     p.add_argument("--keep", metavar="DIR", help="keep the files and decoded PNGs here")
+    p.add_argument("--figure", metavar="NAME", help="also write OUT/<model>[-q<q>]-NAME.png: crops "
+                   "of image NAME (file name without extension) side by side")
     args = p.parse_args(argv)
 
     from tfcomp.errors import TfcompError
@@ -30,9 +32,14 @@ def main(argv=None):
     results = []
     try:
         for model in args.models:
-            r = evaluate_hiding(model, args.data, args.quality, args.restorer, out_dir=args.keep)
-            tag = os.path.basename(os.path.normpath(args.data))
             os.makedirs(args.out, exist_ok=True)
+            figure = None
+            if args.figure:
+                q = "" if args.quality is None else f"-q{args.quality}"
+                figure = (args.figure, os.path.join(args.out, f"{model}{q}-{args.figure}.png"))
+            r = evaluate_hiding(model, args.data, args.quality, args.restorer, out_dir=args.keep,
+                                figure=figure)
+            tag = os.path.basename(os.path.normpath(args.data))
             write_bytes(os.path.join(args.out, f"{model}-q{r['quality']}-{tag}.json"),
                         (json.dumps(r, indent=1) + "\n").encode())
             results.append(r)

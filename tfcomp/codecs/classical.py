@@ -44,9 +44,14 @@ class JpegCodec(Codec):
     options = {"chroma": ("420", "444")}
 
     def _encode(self, image, quality):
+        return self.jpeg_bytes(image, quality)
+
+    def jpeg_bytes(self, image, quality, comment=None):
+        """The JPEG file of `image` (HxWxC uint8), with an optional COM segment (bytes)."""
         buf = io.BytesIO()
+        extra = {"comment": comment} if comment else {}
         subsampling = 0 if self.settings.get("chroma") == "444" else 2
-        _to_pil(image).save(buf, format="JPEG", quality=int(quality), subsampling=subsampling)
+        _to_pil(image).save(buf, format="JPEG", quality=int(quality), subsampling=subsampling, **extra)
         return buf.getvalue()
 
     def _decode(self, data):

@@ -115,12 +115,7 @@ class HidingJpegCodec(_HidingCodec):
     default_models = ((50, "hiding-jpeg-q50-s2"), (None, "hiding-jpeg-blind"))
 
     def _write(self, sent, quality, name):
-        import io
-        from PIL import Image
-        buf = io.BytesIO()
-        Image.fromarray(sent).save(buf, format="JPEG", quality=int(quality), subsampling=2,
-                                   comment=COMMENT_PREFIX + name.encode())
-        return buf.getvalue()
+        return self.plain.jpeg_bytes(sent, quality, comment=COMMENT_PREFIX + name.encode())
 
     def _model_from_file(self, data):
         import io
