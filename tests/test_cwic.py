@@ -173,3 +173,13 @@ def test_registry_codec_and_cli(tiny, tmp_path, monkeypatch, capsys):
     assert main(["compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "z.cwic"),
                  "--codec", "cwic", "--quality", "3"]) == 1
     assert "quality 3 not in [7]" in capsys.readouterr().err
+
+
+def test_bench_cwic_times_every_stage():
+    # The benchmark's cwic section runs (random weights when no rate model is installed).
+    from tfcomp.bench import bench_cwic
+    from imagegen import natural_rgb
+    label, nbytes, rows = bench_cwic(natural_rgb(40, 56, seed=4), repeat=1)
+    assert label.startswith("cwic") and nbytes > 0
+    assert [r[0].split()[0] for r in rows] == ["encoder", "range", "range", "decoder"]
+    assert all(r[1] > 0 for r in rows)

@@ -7,7 +7,8 @@ import time
 
 import numpy as np
 
-__all__ = ["conv_flops_per_pixel", "time_call", "bench_codecs", "bench_restorer", "main"]
+__all__ = ["conv_flops_per_pixel", "time_call", "bench_codecs", "bench_restorer", "bench_cwic",
+           "main"]
 
 
 def conv_flops_per_pixel(model):
@@ -80,6 +81,41 @@ def bench_restorer(model, sizes=((1, 512, 512), (8, 256, 256), (32, 128, 128)), 
     return rows
 
 
+def bench_cwic(image, repeat=3):
+    """(label, rows) for the cwic stages on `image`: encoder net, range coding, decoding, decoder net.
+
+    Uses the installed rate model closest to the middle; without one, a random-weight `narrow`
+    network with tables fitted on the image itself (the timing is what matters; the label says so).
+    """
+    import tensorflow as tf
+    from .codecs import get_codec
+    from .codecs.cwic import analyse, synthesise
+    from .cwic_coding import ContextTables, decode_streams, encode_streams
+    codec = get_codec("cwic")
+    if codec.weights_present:
+        rate = codec.quality_default
+        model, tables = codec._load(rate)
+        label = f"cwic rate {rate}"
+    else:
+        from .models.cwic import build_cwic
+        tf.random.set_seed(0)
+        model = build_cwic("narrow")
+        bits, q = analyse(model, image)
+        tables = ContextTables(model.n, model.levels)
+        tables.accumulate(bits, q)
+        label = "cwic narrow, random weights (no rate model installed)"
+    h, w = image.shape[:2]
+    bits, q = analyse(model, image)
+    streams = encode_streams(bits, q, tables)
+    nbytes = sum(len(s) for s in streams)
+    rows = [("encoder network", time_call(lambda: analyse(model, image), repeat)),
+            ("range encoding (map + bits)", time_call(lambda: encode_streams(bits, q, tables), repeat)),
+            ("range decoding (map + bits)",
+             time_call(lambda: decode_streams(*streams, -(-h // 8), -(-w // 8), tables), repeat)),
+            ("decoder network", time_call(lambda: synthesise(model, bits, q, h, w), repeat))]
+    return label, nbytes, rows
+
+
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     p = argparse.ArgumentParser(description="tfcomp benchmarks: prints tables (median of runs)")
@@ -96,6 +132,13 @@ def main(argv=None):
           "in this run)")
     print(format_table(["codec", "q", "bytes", "bpp", "encode s", "decode s", "enc ratio",
                         "dec ratio"], [r + (r[4] / base, r[5] / base) for r in rows]))
+    label, nbytes, crows = bench_cwic(image, max(2, args.repeat // 2))
+    print(f"\n{label}: {8 * nbytes / (image.shape[0] * image.shape[1]):.3f} bpp of streams; "
+          "ratio = time / JPEG encode time in this run")
+    enc = crows[0][1] + crows[1][1]
+    dec = crows[2][1] + crows[3][1]
+    print(format_table(["stage", "s", "ratio"], [r + (r[1] / base,) for r in crows] +
+                       [("encode total", enc, enc / base), ("decode total", dec, dec / base)]))
     spec = get_spec(args.model)
     model = load_model(args.model) if spec.weights_present else spec.build()
     flops = conv_flops_per_pixel(model)
