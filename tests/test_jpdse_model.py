@@ -164,6 +164,19 @@ def test_generator_shapes_and_range(size):
     assert y.min() >= 0.0 and y.max() <= 1.0 and y.std() > 0
 
 
+def test_residual_generator_starts_as_identity_and_learns():
+    tf.keras.utils.set_random_seed(0)
+    cfg = dict(CONFIGS["tiny"], g_residual=True)
+    g = build_generator(cfg)
+    x = tf.random.uniform((1, 32, 32, INPUT_CHANNELS))
+    np.testing.assert_array_equal(g(x).numpy(), x[..., SEMANTIC_CHANNELS:].numpy())
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(g(x) - 0.5))
+    grads = tape.gradient(loss, g.trainable_variables)
+    assert float(tf.linalg.global_norm(grads)) > 0  # the zero last conv still gets gradient
+    assert CONFIGS["narrow_residual"]["g_residual"] and "g_residual" not in CONFIGS["narrow"]
+
+
 def test_generator_topology_follows_config():
     g = build_generator("narrow")
     convs = [l for l in g.layers if isinstance(l, tf.keras.layers.Conv2D)

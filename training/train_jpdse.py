@@ -27,8 +27,10 @@ def main(argv=None):
     p.add_argument("--generator-out", help="also write the generator's weights alone here "
                                            "(the file the jpdse-bpg codec ships)")
     p.add_argument("--phase", type=int, choices=(1, 2, 3), required=True, help="training phase")
-    p.add_argument("--config", default="narrow", choices=("narrow", "full", "tiny"),
-                   help="network size: narrow (this CPU), full (pix2pixHD), tiny (tests)")
+    p.add_argument("--config", default="narrow",
+                   choices=("narrow", "narrow_residual", "full", "tiny"),
+                   help="network size: narrow (this CPU), narrow_residual (narrow + the decoded "
+                        "image added to its output), full (pix2pixHD), tiny (tests)")
     p.add_argument("--size", type=int, nargs=2, default=(512, 256), metavar=("W", "H"),
                    help="working resolution (default 512 256)")
     p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42],
