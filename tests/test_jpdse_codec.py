@@ -51,6 +51,27 @@ def test_round_trip_counts_every_byte(generator):
     np.testing.assert_array_equal(out, np.clip(np.round(y * 255), 0, 255).astype(np.uint8))
 
 
+def test_coarse_labels_from_the_model_spec(generator, monkeypatch):
+    # A model trained on coarse labels makes the codec send them; the receiver decodes the
+    # same semantics the training data used (receiver_semantics).
+    import dataclasses
+    from tfcomp.semantic import receiver_semantics
+    rgb, labels, instances = scene(48, 64)
+    full = get_codec("jpdse-bpg", labels=labels, instances=instances).encode(rgb, 36)
+    spec = dataclasses.replace(models.get_spec("jpdse-bpg-p3"), codec_settings={"label_scale": 4})
+    monkeypatch.setitem(models._REGISTRY, "jpdse-bpg-p3", spec)
+    coarse = get_codec("jpdse-bpg", labels=labels, instances=instances).encode(rgb, 36)
+    side = unpack_jpdse(coarse)["side_info"]
+    assert len(side) < len(unpack_jpdse(full)["side_info"])
+    lab, edges = decode_side_info(side, 48, 64)
+    want = receiver_semantics(labels, instances, 4)
+    np.testing.assert_array_equal(lab, want[0])
+    np.testing.assert_array_equal(edges, want[1])
+    assert get_codec("jpdse-bpg").decode(coarse).shape == rgb.shape
+    with pytest.raises(InputError, match="label scale"):
+        get_codec("jpdse-bpg", labels=labels, label_scale=3).encode(rgb, 36)
+
+
 def test_odd_sizes_are_padded_and_cropped(generator):
     rgb, labels, _ = scene(37, 45)
     data = get_codec("jpdse-bpg", labels=labels).encode(rgb, 40)

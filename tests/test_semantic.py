@@ -154,7 +154,7 @@ def test_side_info_corruption_is_bitstream_error():
     with pytest.raises(BitstreamError):
         sem.decode_side_info(data, 0, 24)
     with pytest.raises(BitstreamError):
-        sem.decode_side_info(b"\x02" + data[1:], 20, 24)
+        sem.decode_side_info(b"\x07" + data[1:], 20, 24)   # unknown method
     for cut in range(len(data)):
         with pytest.raises(BitstreamError):
             sem.decode_side_info(data[:cut], 20, 24)
@@ -166,6 +166,70 @@ def test_side_info_corruption_is_bitstream_error():
         except BitstreamError:
             continue
         assert lab2.shape == (20, 24) and e2.shape == (20, 24)  # never a crash
+
+
+def test_coarse_labels_block_mode_ties_and_borders():
+    lab = np.array([[1, 1, 2, 2, 9],
+                    [1, 3, 2, 5, 9],
+                    [4, 4, 6, 7, 8]], np.uint8)
+    # 2x2 blocks: {1,1,1,3} -> 1; {2,2,2,5} -> 2; border {9,9} -> 9; bottom row cut:
+    # {4,4} -> 4; {6,7} tie -> 6 (smaller id); {8} -> 8.
+    np.testing.assert_array_equal(sem.coarse_labels(lab, 2), [[1, 2, 9], [4, 6, 8]])
+    assert sem.coarse_labels(lab, 16).shape == (1, 1)
+    assert sem.coarse_labels(lab, 16)[0, 0] == 1  # 1 occurs most often (3 times; 2 too: tie)
+
+
+@pytest.mark.parametrize("scale", [2, 4, 8, 16])
+@pytest.mark.parametrize("h,w", [(1, 1), (7, 13), (33, 65), (64, 128)])
+def test_coarse_side_info_decodes_to_receiver_semantics(scale, h, w):
+    labels = blocky_labels(h, w, h + w + scale, block=6)
+    inst = blocky_instances(labels, scale)
+    data = sem.encode_side_info(labels, inst, scale=scale)
+    lab2, e2 = sem.decode_side_info(data, h, w)
+    want_lab, want_e = sem.receiver_semantics(labels, inst, scale)
+    np.testing.assert_array_equal(lab2, want_lab)
+    np.testing.assert_array_equal(e2, want_e)
+    assert e2.dtype == np.float32 and lab2.dtype == np.uint8
+    # the receiver's labels are the block modes, repeated
+    small = sem.coarse_labels(labels, scale)
+    np.testing.assert_array_equal(lab2[::scale, ::scale], small)
+    np.testing.assert_array_equal(e2, sem.instance_edges(lab2.astype(np.int32)))
+
+
+def test_coarse_side_info_is_smaller_and_scale_1_is_lossless():
+    y, x = np.mgrid[0:128, 0:256]  # smooth regions with curved borders, like a street scene
+    field = np.sin(x / 9) + np.cos(y / 13) + np.sin((x + y) / 17)
+    labels = (np.digitize(field, [-1.5, -0.5, 0.5, 1.5]) * 5).astype(np.uint8)
+    inst = blocky_instances(labels, 1, block=16)
+    sizes = [len(sem.encode_side_info(labels, inst, scale=s)) for s in (1, 2, 4, 8)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[2] < sizes[0] / 3
+    lab, e = sem.receiver_semantics(labels, inst, 1)
+    np.testing.assert_array_equal(lab, labels)
+    np.testing.assert_array_equal(e, sem.instance_edges(inst))
+    with pytest.raises(InputError, match="label scale"):
+        sem.encode_side_info(labels, inst, scale=3)
+    with pytest.raises(InputError, match="label scale"):
+        sem.receiver_semantics(labels, inst, 5)
+
+
+def test_coarse_side_info_corruption_is_bitstream_error():
+    labels = blocky_labels(40, 48, 2)
+    data = sem.encode_side_info(labels, None, scale=4)
+    for cut in range(len(data)):
+        with pytest.raises(BitstreamError):
+            sem.decode_side_info(data[:cut], 40, 48)
+    with pytest.raises(BitstreamError, match="label scale"):
+        sem.decode_side_info(data[:5] + b"\x03" + data[6:], 40, 48)
+    with pytest.raises(BitstreamError):
+        sem.decode_side_info(data, 40, 49)  # the coarse map is 12 wide, not 13
+    for i in range(len(data)):
+        bad = bytearray(data)
+        bad[i] ^= 0x5A
+        try:
+            lab2, e2 = sem.decode_side_info(bytes(bad), 40, 48)
+        except BitstreamError:
+            continue
+        assert lab2.shape == (40, 48) and e2.shape == (40, 48)  # never a crash
 
 
 def test_varint_roundtrip_and_limits():

@@ -70,18 +70,21 @@ def prepare_frames(frames, qps=DEFAULT_QPS, size=(512, 256), cache_dir=None, pro
 
 
 def frame_dataset(records, qps=None, batch_size=1, flip=True, seed=0, repeat=True,
-                  shuffle=True):
+                  shuffle=True, label_scale=1):
     """tf.data of ((semantics [H, W, 36], decoded [H, W, 3]), target [H, W, 3]) float32 batches.
 
     Each element takes one record at one QP (every (record, QP) pair once per pass, in a
     shuffled order); `flip` mirrors half of them horizontally (the paper's augmentation).
+    The semantics are what the jpdse-bpg receiver decodes with side-information label scale
+    `label_scale` (tfcomp.semantic.receiver_semantics).
     """
     import tensorflow as tf
-    from .semantic import instance_edges, semantic_input_tf
+    from .semantic import receiver_semantics, semantic_input_tf
 
     qps = list(qps or sorted(records[0]["decoded"]))
-    labels = np.stack([r["labels"] for r in records for _ in qps])
-    edges = np.stack([instance_edges(r["instances"]) for r in records for _ in qps]).astype(np.float32)
+    rx = [receiver_semantics(r["labels"], r["instances"], label_scale) for r in records]
+    labels = np.stack([lab for lab, _ in rx for _ in qps])
+    edges = np.stack([e for _, e in rx for _ in qps])
     decoded = np.stack([r["decoded"][q] for r in records for q in qps])
     target = np.stack([r["rgb"] for r in records for _ in qps])
     ds = tf.data.Dataset.from_tensor_slices((labels, edges, decoded, target))

@@ -98,6 +98,7 @@ __all__ = [
     "cityscapes_frames", "split_frames", "load_frame", "consistent_instances",
     "one_hot", "instance_edges", "semantic_input",
     "one_hot_tf", "instance_edges_tf", "semantic_input_tf",
+    "LABEL_SCALES", "coarse_labels", "receiver_semantics",
     "encode_side_info", "decode_side_info", "side_info_report",
     "MAGIC", "VERSION", "MAX_SIDE", "MAX_QP", "pack_jpdse", "unpack_jpdse",
 ]
@@ -426,16 +427,77 @@ def _as_edges(instances_or_edges, shape):
     raise InputError(f"side info: unsupported instances/edges dtype {a.dtype}")
 
 
-def encode_side_info(labels, instances_or_edges):
+#: Label-map subsampling factors of side-information method 2 (1 = method 1, lossless).
+LABEL_SCALES = (1, 2, 4, 8, 16)
+COARSE_METHOD = 2
+
+
+def _check_scale(scale, error=InputError):
+    if scale not in LABEL_SCALES:
+        raise error(f"jpdse: label scale {scale} not one of {LABEL_SCALES}")
+
+
+def coarse_labels(labels, scale):
+    """The label map at 1/scale resolution: the most frequent label of each scale x scale block.
+
+    Blocks on the right/bottom border are cut by the image edge (only their pixels count);
+    ties go to the smaller label id. uint8 [ceil(H/scale), ceil(W/scale)].
+    """
+    lab = _as_labels(labels)
+    h, w = lab.shape
+    hs, ws = -(-h // scale), -(-w // scale)
+    best = np.zeros((hs, ws), np.uint8)
+    best_count = np.full((hs, ws), -1, np.int32)
+    for v in np.unique(lab):  # ascending: a later label must beat, not tie
+        m = np.zeros((hs * scale, ws * scale), np.int32)
+        m[:h, :w] = lab == v
+        count = m.reshape(hs, scale, ws, scale).sum(axis=(1, 3))
+        better = count > best_count
+        best[better], best_count[better] = v, count[better]
+    return best
+
+
+def _upsample_labels(small, height, width, scale):
+    return np.repeat(np.repeat(small, scale, axis=0), scale, axis=1)[:height, :width].copy()
+
+
+def receiver_semantics(labels, instances_or_edges=None, scale=1):
+    """(labels uint8 [H, W], edges float32 [H, W]) exactly as the receiver decodes them.
+
+    scale 1: the labels and the instance edges (or the label edges without instances), sent
+    losslessly. scale > 1: the block-mode labels at 1/scale, upsampled by repetition, and the
+    edges of that map (no instance information). Training on this makes the generator see
+    what the decoder will give it.
+    """
+    _check_scale(scale)
+    lab = _as_labels(labels)
+    if scale == 1:
+        edges = _edges_bool(lab) if instances_or_edges is None else _as_edges(instances_or_edges,
+                                                                                lab.shape)
+        return lab, edges.astype(np.float32)
+    up = _upsample_labels(coarse_labels(lab, scale), *lab.shape, scale)
+    return up, _edges_bool(up).astype(np.float32)
+
+
+def encode_side_info(labels, instances_or_edges=None, scale=1):
     """Label map + edge information -> side-info bytes (see the module docstring).
 
-    ``labels``: integer [H, W] in 0..255 (coded exactly).  ``instances_or_edges``: integer
-    instance ids [H, W] (their :func:`instance_edges` are coded) or a bool / float 0-1 edge
-    map [H, W] (coded as is).
+    ``labels``: integer [H, W] in 0..255.  scale 1 (method 1, lossless): ``instances_or_edges``
+    is integer instance ids [H, W] (their :func:`instance_edges` are coded), a bool / float
+    0-1 edge map [H, W] (coded as is) or None (the label map's own edges).  scale 2..16
+    (method 2): only :func:`coarse_labels` are coded (1 scale byte + raw LZMA2); the
+    receiver upsamples them and takes their edges (:func:`receiver_semantics`).
     """
     lab = _as_labels(labels)
     h, w = lab.shape
     _check_size(h, w, InputError)
+    _check_scale(scale)
+    if scale > 1:
+        small = coarse_labels(lab, scale)
+        stream = _lzma_encode(small.tobytes(), small.size)
+        return _SIDE_HEADER.pack(COARSE_METHOD, len(stream)) + bytes([scale]) + stream
+    if instances_or_edges is None:
+        instances_or_edges = lab
     edges = _as_edges(instances_or_edges, lab.shape)
     residual = (edges ^ _edges_bool(lab)).ravel()
     pos = np.flatnonzero(residual)
@@ -454,9 +516,11 @@ def decode_side_info(data, height, width):
     if len(data) < _SIDE_HEADER.size:
         raise BitstreamError(f"jpdse: side information too short ({len(data)} bytes)")
     method, label_len = _SIDE_HEADER.unpack_from(data)
+    if method == COARSE_METHOD:
+        return _decode_coarse(data[_SIDE_HEADER.size:], label_len, height, width)
     if method != SIDE_METHOD:
         raise BitstreamError(f"jpdse: unknown side-information method {method} (this tfcomp "
-                             f"reads {SIDE_METHOD})")
+                             f"reads {SIDE_METHOD} and {COARSE_METHOD})")
     body = data[_SIDE_HEADER.size:]
     if label_len > len(body):
         raise BitstreamError("jpdse: truncated side information (label stream longer than "
@@ -476,6 +540,22 @@ def decode_side_info(data, height, width):
         residual[pos] = True
     edges = _edges_bool(labels) ^ residual.reshape(height, width)
     return labels, edges.astype(np.float32)
+
+
+def _decode_coarse(body, label_len, height, width):
+    """Method 2: scale byte + the LZMA2 coarse label map -> the receiver's semantics."""
+    if not body:
+        raise BitstreamError("jpdse: truncated side information (no label scale)")
+    scale = body[0]
+    _check_scale(scale, BitstreamError)
+    if scale == 1 or label_len != len(body) - 1:
+        raise BitstreamError("jpdse: corrupted side information (coarse label stream)")
+    hs, ws = -(-height // scale), -(-width // scale)
+    raw = _lzma_decode(body[1:], hs * ws, hs * ws, "coarse label map")
+    if len(raw) != hs * ws:
+        raise BitstreamError(f"jpdse: coarse label map has {len(raw)} labels, expected {hs * ws}")
+    up = _upsample_labels(np.frombuffer(raw, np.uint8).reshape(hs, ws), height, width, scale)
+    return up, _edges_bool(up).astype(np.float32)
 
 
 def _png_size(array, mode=None):

@@ -286,13 +286,14 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
                 qps=(33, 36, 39, 42), eval_qp=36, cache_dir=None, vgg_weights=None,
                 loss_weights=None, steps=2000, steps_per_epoch=100, batch_size=1,
                 lr_schedule="2e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
-                strategy=None, generator_out=None):
+                strategy=None, generator_out=None, label_scale=1):
     """Trains JPD-SE (one phase) on the Cityscapes frames under `data` (train split).
 
     BPG-decoded inputs come from tfcomp.jpdse_data (cached per QP under `cache_dir`); the
     held-out split at `eval_qp` is the validation set. `init_weights`: the previous phase's
     weights (generator + discriminator). `out` gets the generator + discriminator weights,
-    `generator_out` the generator's alone (what the jpdse-bpg codec ships).
+    `generator_out` the generator's alone (what the jpdse-bpg codec ships). `label_scale`:
+    train on the semantics a receiver decodes from coarse side information (1 = lossless).
     """
     from .evaluate import progress
     from .jpdse_data import frame_dataset, prepare_frames
@@ -303,9 +304,10 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     train, heldout = split_frames(cityscapes_frames(data))
     show = (lambda it: progress(it, len(it), "BPG cache")) if verbose else None
     records = prepare_frames(train, qps, size, cache_dir, progress=show)
-    dataset = frame_dataset(records, qps, batch_size, flip=True, seed=seed)
+    dataset = frame_dataset(records, qps, batch_size, flip=True, seed=seed, label_scale=label_scale)
     held = prepare_frames(heldout, (eval_qp,), size, cache_dir)
-    validation = frame_dataset(held, (eval_qp,), 1, flip=False, repeat=False, shuffle=False)
+    validation = frame_dataset(held, (eval_qp,), 1, flip=False, repeat=False, shuffle=False,
+                               label_scale=label_scale)
     (sem, dec), tgt = next(iter(validation.take(1)))
     logger = ImageLogger(os.path.join(worker_dir(run_dir, strategy), "tensorboard"),
                          ((sem, dec), dec, tgt), name=f"bpg_qp{eval_qp}|enhanced|original")

@@ -3,7 +3,8 @@
 
 For each working size: the lossless coders of tfcomp.semantic (mean bytes and bpp per
 frame over all frames) and, on the held-out frames, the chosen side information next to
-BPG's bpp at the given QPs and the side information of a label map at 1/4 resolution.
+BPG's bpp at the given QPs and the coarse side information (label map at 1/2, 1/4, 1/8
+resolution, no instance edges: side-information method 2).
   python training/side_info_report.py --data ../shared/data/cityscapes_sample \\
       --sizes 512x256 1024x512 2048x1024
 """
@@ -38,17 +39,18 @@ def main(argv=None):
         print(markdown_table(["coder", "bytes/frame", "bpp"],
                              [(k, f"{v['bytes_per_frame']:.0f}", f"{v['bpp']:.4f}")
                               for k, v in report.items()]))
-        rows = {"side": [], "side_quarter": [], **{q: [] for q in args.qps}}
+        scales = (2, 4, 8)
+        rows = {"side": [], **{f"side_1/{s}": [] for s in scales}, **{q: [] for q in args.qps}}
         for frame in progress(heldout, len(heldout), f"BPG {w}x{h}"):
             rgb, labels, instances = load_frame(frame, (w, h))
             rows["side"].append(8 * len(encode_side_info(labels, instances)) / (w * h))
-            rows["side_quarter"].append(
-                8 * len(encode_side_info(labels[::4, ::4], instances[::4, ::4])) / (w * h))
+            for s in scales:
+                rows[f"side_1/{s}"].append(8 * len(encode_side_info(labels, scale=s)) / (w * h))
             for q in args.qps:
                 rows[q].append(8 * len(bpg.encode(rgb, q)) / (w * h))
         means = {str(k): float(np.mean(v)) for k, v in rows.items()}
         print(f"\n{len(heldout)} held-out frames at {w}x{h} (bpp): side info {means['side']:.4f}, "
-              f"side info with 1/4-resolution labels {means['side_quarter']:.4f}, "
+              + ", ".join(f"labels at 1/{s} {means[f'side_1/{s}']:.4f}" for s in scales) + ", "
               + ", ".join(f"BPG QP{q} {means[str(q)]:.4f}" for q in args.qps))
         out[text] = {"coders": {k: {"bytes_per_frame": v["bytes_per_frame"], "bpp": v["bpp"]}
                                 for k, v in report.items()}, "heldout_bpp": means}

@@ -36,6 +36,9 @@ def main(argv=None):
     p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42],
                    help="BPG QPs of the training inputs (default: the paper's 33 36 39 42)")
     p.add_argument("--eval-qp", type=int, default=36, help="QP of the validation inputs")
+    p.add_argument("--label-scale", type=int, default=1, choices=(1, 2, 4, 8, 16),
+                   help="train on the semantics decoded from side information with the label "
+                        "map at 1/N resolution (1 = lossless labels + instance edges)")
     p.add_argument("--cache-dir", default="runs/jpdse-cache",
                    help="where BPG-decoded frames are cached (default %(default)s)")
     p.add_argument("--vgg-weights", help="local VGG19 (no top) ImageNet weights .h5; "
@@ -61,7 +64,8 @@ def main(argv=None):
                 cache_dir=args.cache_dir, vgg_weights=args.vgg_weights,
                 loss_weights=dict(lambda_gan=args.lambda_gan, lambda_fm=args.lambda_fm,
                                   lambda_vgg=args.lambda_vgg, lambda_dist=args.lambda_dist),
-                strategy=strategy, generator_out=args.generator_out)
+                strategy=strategy, generator_out=args.generator_out,
+                label_scale=args.label_scale)
     return 0
 
 

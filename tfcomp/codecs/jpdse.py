@@ -1,8 +1,9 @@
 """Codec `jpdse-bpg`: BPG + losslessly coded semantics, enhanced at the receiver by JPD-SE.
 
 File (tfcomp.semantic.pack_jpdse): magic "JPDS", version, model id, QP, size, side-info
-length, CRC-32, then the side information (label map + the instance edges the label map does
-not predict, tfcomp.semantic.encode_side_info) and the BPG stream. bpp counts every byte.
+length, CRC-32, then the side information (tfcomp.semantic.encode_side_info: the lossless
+label map + the instance edges it does not predict, or, for a model trained on coarse
+labels, the label map at 1/2..1/16 resolution) and the BPG stream. bpp counts every byte.
 The receiver decodes the BPG image and the semantics and runs the generator of the model the
 file names. Semantics are *sent* (not recomputed from the decoded image at the receiver):
 no segmentation network can be trained or downloaded here that would be reliable on
@@ -54,10 +55,19 @@ class JpdseBpgCodec(Codec):
     higher_is_better = False
     sweep = (33, 36, 39, 42)
 
-    def __init__(self, labels=None, instances=None, **options):
+    def __init__(self, labels=None, instances=None, label_scale=None, **options):
         self.options = dict(self.options, model=tuple(MODEL_IDS.values()))
         super().__init__(**options)
         self.labels, self.instances = labels, instances
+        self.label_scale = label_scale  # None: what the model was trained with
+
+    def _label_scale(self, name):
+        from ..models import get_spec
+        from ..semantic import LABEL_SCALES
+        scale = self.label_scale or get_spec(name).codec_settings.get("label_scale", 1)
+        if scale not in LABEL_SCALES:
+            raise InputError(f"{self.name}: label scale {scale} not one of {LABEL_SCALES}")
+        return scale
 
     @property
     def weights_present(self):
@@ -107,7 +117,7 @@ class JpdseBpgCodec(Codec):
         name = self._model_name()
         get_spec(name)  # a known model
         model_id = {v: k for k, v in MODEL_IDS.items()}[name]
-        side = encode_side_info(labels, edges)
+        side = encode_side_info(labels, edges, scale=self._label_scale(name))
         return pack_jpdse(bpg.encode(image, quality), side, image.shape[0], image.shape[1],
                           quality, model_id)
 

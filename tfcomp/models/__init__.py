@@ -33,6 +33,9 @@ class ModelSpec:
     #: Python modules a process must import before loading the exported SavedModel because
     #: the graph uses their custom ops (e.g. "tensorflow_compression"); () = stock TF only.
     custom_ops: tuple = ()
+    #: Settings the model's codec must use because the model was trained with them
+    #: (e.g. {"label_scale": 4} for a jpdse-bpg generator trained on coarse labels).
+    codec_settings: dict = dataclasses.field(default_factory=dict)
 
     @property
     def weights_path(self):
