@@ -17,7 +17,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", required=True, help="hiding model names (tfcomp codecs)")
     p.add_argument("--data", required=True, help="folder of evaluation images")
-    p.add_argument("--quality", type=int, help="codec quality (default: each model's own)")
+    p.add_argument("--quality", type=int, nargs="+", default=[None],
+                   help="codec quality or qualities (default: each model's own)")
     p.add_argument("--restorer", default="restorer-blind", help="post-filter baseline model")
     p.add_argument("--out", default="results/hiding", help="folder for the JSON results")
     p.add_argument("--keep", metavar="DIR", help="keep the files and decoded PNGs here")
@@ -32,17 +33,18 @@ def main(argv=None):
     results = []
     try:
         for model in args.models:
-            os.makedirs(args.out, exist_ok=True)
-            figure = None
-            if args.figure:
-                q = "" if args.quality is None else f"-q{args.quality}"
-                figure = (args.figure, os.path.join(args.out, f"{model}{q}-{args.figure}.png"))
-            r = evaluate_hiding(model, args.data, args.quality, args.restorer, out_dir=args.keep,
-                                figure=figure)
-            tag = os.path.basename(os.path.normpath(args.data))
-            write_bytes(os.path.join(args.out, f"{model}-q{r['quality']}-{tag}.json"),
-                        (json.dumps(r, indent=1) + "\n").encode())
-            results.append(r)
+            for quality in args.quality:
+                os.makedirs(args.out, exist_ok=True)
+                figure = None
+                if args.figure:
+                    q = "" if quality is None else f"-q{quality}"
+                    figure = (args.figure, os.path.join(args.out, f"{model}{q}-{args.figure}.png"))
+                r = evaluate_hiding(model, args.data, quality, args.restorer, out_dir=args.keep,
+                                    figure=figure)
+                tag = os.path.basename(os.path.normpath(args.data))
+                write_bytes(os.path.join(args.out, f"{model}-q{r['quality']}-{tag}.json"),
+                            (json.dumps(r, indent=1) + "\n").encode())
+                results.append(r)
     except TfcompError as e:
         print(f"eval_hiding: error: {e}", file=sys.stderr)
         return 2

@@ -112,7 +112,10 @@ class HidingJpegCodec(_HidingCodec):
     base = "jpeg"
     quality_min, quality_max, quality_default = 1, 100, 50
     sweep = (30, 40, 50, 60, 70)
-    default_models = ((50, "hiding-jpeg-q50-s2"), (None, "hiding-jpeg-blind"))
+    # q50: strategy 1 first (about as good at equal bpp as s2, files 4 % over plain JPEG
+    # instead of 18 %, and a plain viewer sees plain-JPEG quality; README).
+    default_models = ((50, "hiding-jpeg-q50-s1"), (50, "hiding-jpeg-q50-s2"),
+                      (None, "hiding-jpeg-blind"))
 
     def _write(self, sent, quality, name):
         return self.plain.jpeg_bytes(sent, quality, comment=COMMENT_PREFIX + name.encode())
