@@ -61,7 +61,7 @@ def hiding_markdown(results):
         return f"{_cell(entry['psnr'], 2)} / {_cell(entry['ssim'], 4)} ({_cell(entry['bpp'], 3)})"
 
     rows, seen = [], set()
-    for r in results:
+    for r in sorted(results, key=lambda r: (r["plain_codec"], r["quality"], r["model"])):
         s, key = r["summary"], (r["plain_codec"], r["quality"])
         if key not in seen:  # the fixed-quality baselines once per (codec, quality)
             seen.add(key)
