@@ -121,7 +121,8 @@ def plot_crops(panels, path, box, title=None):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     top, left, h, w = box
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2 * h / w + 0.9))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2 * h / w + 0.9),
+                             constrained_layout=True)
     for ax, (caption, image) in zip(axes, panels):
         crop = image[top:top + h, left:left + w]
         ax.imshow(crop[:, :, 0] if crop.ndim == 3 and crop.shape[2] == 1 else crop,
