@@ -99,13 +99,13 @@ def bench_cwic(image, repeat=3):
     else:
         from .models.cwic import build_cwic
         tf.random.set_seed(0)
-        model = build_cwic("narrow")
-        bits, q = analyse(model, image)
-        tables = ContextTables(model.n, model.levels)
-        tables.accumulate(bits, q)
+        model, tables = build_cwic("narrow"), None
         label = "cwic narrow, random weights (no rate model installed)"
     h, w = image.shape[:2]
     bits, q = analyse(model, image)
+    if tables is None:
+        tables = ContextTables(model.n, model.levels)
+        tables.accumulate(bits, q)
     streams = encode_streams(bits, q, tables)
     nbytes = sum(len(s) for s in streams)
     rows = [("encoder network", time_call(lambda: analyse(model, image), repeat)),

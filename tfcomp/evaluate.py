@@ -181,6 +181,8 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
         folder = out_dir or tmp
         os.makedirs(folder, exist_ok=True)
         items = _items(data)
+        if figure and figure[0] not in [name for name, _ in items]:
+            raise InputError(f"no image named {figure[0]!r} in {data} for the figure")
         for name, item in progress(items, len(items), f"evaluate {model_name}", show_progress):
             image = _load(item, "rgb")
             path = os.path.join(folder, f"{name}_{model_name}_q{quality}{hiding.extension}")
@@ -218,8 +220,6 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                            figure[1], worst_crop(image, same, 128),
                            title=f"{name}: {model_name} at q{quality} vs {plain.name} "
                                  f"(equal bpp: q{eq_q})")
-    if figure and figure[0] not in [r["name"] for r in rows]:
-        raise InputError(f"no image named {figure[0]!r} in {data} for the figure")
     summary = {}
     for key in rows[0]:
         if key == "name":
