@@ -19,6 +19,7 @@ import sys
 
 
 def main(argv=None):
+    from tfcomp.semantic import LABEL_SCALES
     from tfcomp.training_args import run_options, training_parser
     p = training_parser(__doc__, out_help="where to write the weights (generator + discriminator)",
                         steps=2000, lr="2e-4", patch_note=" (unused: whole frames at --size)",
@@ -36,7 +37,7 @@ def main(argv=None):
     p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42],
                    help="BPG QPs of the training inputs (default: the paper's 33 36 39 42)")
     p.add_argument("--eval-qp", type=int, default=36, help="QP of the validation inputs")
-    p.add_argument("--label-scale", type=int, default=1, choices=(1, 2, 4, 8, 16),
+    p.add_argument("--label-scale", type=int, default=1, choices=LABEL_SCALES,
                    help="train on the semantics decoded from side information with the label "
                         "map at 1/N resolution (1 = lossless labels + instance edges)")
     p.add_argument("--cache-dir", default="runs/jpdse-cache",
