@@ -83,6 +83,23 @@ def test_training_steps_reduce_distortion():
     assert np.isfinite(last) and last < 0.5 * first
 
 
+def test_ms_ssim_distortion_is_the_loss_and_trains():
+    x = tf.convert_to_tensor(np.stack([photo(96, 96, s) for s in range(2)]).astype(np.float32) / 255)
+    tf.keras.utils.set_random_seed(6)
+    m = build_cwic("tiny", target=1.01, distortion="ms-ssim")
+    loss, logs = m._objective(x, False)
+    assert float(loss) == pytest.approx(1.0 - float(logs["msssim"]), rel=1e-6)
+    # The four-scale weights are MS-SSIM's first four, renormalised: identical images -> 1.
+    assert float(tf.reduce_mean(models.cwic.ms_ssim_4(x, x))) == pytest.approx(1.0, abs=1e-5)
+    m.compile(optimizer=tf.keras.optimizers.Adam(3e-3))
+    first = m.train_on_batch(x, return_dict=True)["msssim"]
+    for _ in range(30):
+        last = m.train_on_batch(x, return_dict=True)["msssim"]
+    assert np.isfinite(last) and last > first
+    with pytest.raises(ValueError, match="distortion"):
+        build_cwic("tiny", distortion="l1")
+
+
 def test_streams_round_trip_and_context_saves_bits():
     rng = np.random.default_rng(0)
     h, w, n, levels = 12, 20, 16, 4

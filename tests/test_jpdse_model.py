@@ -177,6 +177,20 @@ def test_residual_generator_starts_as_identity_and_learns():
     assert CONFIGS["narrow_residual"]["g_residual"] and "g_residual" not in CONFIGS["narrow"]
 
 
+def test_local_branch_starts_as_identity_and_needs_the_residual_form():
+    tf.keras.utils.set_random_seed(0)
+    g = build_generator(dict(CONFIGS["tiny"], g_residual=True, g_local=(2, 8)))
+    x = tf.random.uniform((1, 32, 32, INPUT_CHANNELS))
+    np.testing.assert_array_equal(g(x).numpy(), x[..., SEMANTIC_CHANNELS:].numpy())
+    assert g.get_layer("local1_conv").kernel.shape == (3, 3, INPUT_CHANNELS, 8)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(g(x) - 0.5))
+    grad = tape.gradient(loss, g.get_layer("local_out_conv").kernel)
+    assert float(tf.norm(grad)) > 0
+    with pytest.raises(ValueError, match="g_residual"):
+        build_generator(dict(CONFIGS["tiny"], g_local=(2, 8)))
+
+
 def test_generator_topology_follows_config():
     g = build_generator("narrow")
     convs = [l for l in g.layers if isinstance(l, tf.keras.layers.Conv2D)

@@ -235,18 +235,20 @@ def _clean_patches(data, eval_data, patch_size, multiple, batch_size, seed):
 
 
 def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", target=0.33,
-               gamma=1e-3, use_binarizer=True, use_importance=True, steps=10000,
-               steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="1e-4",
+               gamma=1e-3, use_binarizer=True, use_importance=True, distortion="mse",
+               steps=10000, steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="1e-4",
                init_weights=None, seed=0, cpu_devices=1, verbose=1, strategy=None):
-    """Trains the content-weighted codec's networks (MSE + thresholded rate loss)."""
+    """Trains the content-weighted codec's networks (distortion + thresholded rate loss)."""
     from .models.cwic import build_cwic
 
+    if distortion == "ms-ssim" and patch_size < 88:
+        raise ValueError(f"the ms-ssim distortion needs patches >= 88 pixels, got {patch_size}")
     strategy = strategy or make_strategy(cpu_devices)
     dataset, validation = _clean_patches(data, eval_data, patch_size, 8, batch_size, seed)
 
     def build_fn():
         return build_cwic(config, use_binarizer=use_binarizer, use_importance=use_importance,
-                          target=target, gamma=gamma)
+                          target=target, gamma=gamma, distortion=distortion)
 
     return fit_and_save(build_fn, _adam_compile(lr_schedule), dataset, run_dir=run_dir, out=out,
                         steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,

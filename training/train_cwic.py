@@ -22,6 +22,9 @@ def main(argv=None):
     p.add_argument("--target", type=float, default=0.33,
                    help="target kept-bit fraction r: the rate loss acts while above it")
     p.add_argument("--gamma", type=float, default=1e-3, help="rate-loss weight")
+    p.add_argument("--distortion", choices=("mse", "ms-ssim"), default="mse",
+                   help="training distortion: mse (the paper's, default) or ms-ssim (1 - 4-scale "
+                        "MS-SSIM, patches >= 88)")
     p.add_argument("--no-binarizer", action="store_true", help="ablation: continuous codes")
     p.add_argument("--no-importance", action="store_true", help="ablation: keep all n channels")
     p.add_argument("--table-images", type=int, default=0,
@@ -36,7 +39,8 @@ def main(argv=None):
         strategy = make_strategy(args.cpu_devices)
         train_cwic(**run_options(args), out=weights, config=args.config, target=args.target,
                    gamma=args.gamma, use_binarizer=not args.no_binarizer,
-                   use_importance=not args.no_importance, strategy=strategy)
+                   use_importance=not args.no_importance, distortion=args.distortion,
+                   strategy=strategy)
     if args.stage in ("tables", "all"):
         from tfcomp.cwic_training import fit_tables
         fit_tables(weights, args.config, args.data, args.out + ".ctx.npz",

@@ -29,9 +29,10 @@ def main(argv=None):
                                            "(the file the jpdse-bpg codec ships)")
     p.add_argument("--phase", type=int, choices=(1, 2, 3), required=True, help="training phase")
     p.add_argument("--config", default="narrow",
-                   choices=("narrow", "narrow_residual", "full", "tiny"),
+                   choices=("narrow", "narrow_residual", "narrow_local", "full", "tiny"),
                    help="network size: narrow (this CPU), narrow_residual (narrow + the decoded "
-                        "image added to its output), full (pix2pixHD), tiny (tests)")
+                        "image added to its output), narrow_local (narrow_residual + a "
+                        "full-resolution branch), full (pix2pixHD), tiny (tests)")
     p.add_argument("--size", type=int, nargs=2, default=(512, 256), metavar=("W", "H"),
                    help="working resolution (default 512 256)")
     p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42],

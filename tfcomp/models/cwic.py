@@ -2,7 +2,8 @@
 
 import tensorflow as tf
 
-__all__ = ["CONFIGS", "binarize", "importance_mask", "kept_channels", "CWIC", "build_cwic"]
+__all__ = ["CONFIGS", "DISTORTIONS", "ms_ssim_4", "binarize", "importance_mask",
+           "kept_channels", "CWIC", "build_cwic"]
 
 #: Network sizes. "paper" is the official configuration (methods.md section 1); "narrow" trains
 #: on a 2-core CPU in about an hour. n = binary channels, L = importance levels.
@@ -16,6 +17,20 @@ CONFIGS = {
     "tiny": {"n": 16, "levels": 4, "enc": (8, 16), "res_inner": 8, "imp": 8,
              "dec": (32, 16, 8)},
 }
+
+#: Training distortions: "mse" is the paper's; "ms-ssim" (1 - ms_ssim_4) trades PSNR for
+#: MS-SSIM, the usual second operating point of learned codecs.
+DISTORTIONS = ("mse", "ms-ssim")
+
+# The first four of MS-SSIM's five standard scale weights, renormalised: 128x128 training
+# patches are too small for the fifth scale with an 11-tap window (it needs > 160 pixels).
+_MS4 = (0.0448, 0.2856, 0.3001, 0.2363)
+_MS4 = tuple(w / sum(_MS4) for w in _MS4)
+
+
+def ms_ssim_4(a, b):
+    """Four-scale MS-SSIM of images in [0, 1] (per image), differentiable; sides >= 88."""
+    return tf.image.ssim_multiscale(a, b, 1.0, power_factors=_MS4)
 
 
 @tf.custom_gradient
@@ -117,15 +132,18 @@ class CWIC(tf.keras.Model):
     `use_binarizer=False` feeds the sigmoid codes to the decoder (the plain autoencoder's
     continuous code); `use_importance=False` keeps all n channels everywhere. The rate loss
     gamma * mean(p) is added while the kept-bit fraction of the batch exceeds `target`.
+    `distortion`: "mse" (the paper's) or "ms-ssim" (1 - ms_ssim_4; training patches >= 88).
     """
 
     STRIDE = 8
 
     def __init__(self, config="narrow", use_binarizer=True, use_importance=True, target=0.33,
-                 gamma=1e-3, **kwargs):
+                 gamma=1e-3, distortion="mse", **kwargs):
         super().__init__(**kwargs)
         if config not in CONFIGS:
             raise ValueError(f"unknown CWIC config {config!r}; choose from {list(CONFIGS)}")
+        if distortion not in DISTORTIONS:
+            raise ValueError(f"unknown distortion {distortion!r}; choose from {DISTORTIONS}")
         cfg = CONFIGS[config]
         if cfg["n"] % cfg["levels"]:
             raise ValueError("n must be a multiple of the number of levels")
@@ -133,15 +151,17 @@ class CWIC(tf.keras.Model):
         self.n, self.levels = cfg["n"], cfg["levels"]
         self.use_binarizer, self.use_importance = bool(use_binarizer), bool(use_importance)
         self.target, self.gamma = float(target), float(gamma)
+        self.distortion = distortion
         self.encoder = _encoder(cfg)
         self.decoder = _decoder(cfg)
-        self._trackers = {k: tf.keras.metrics.Mean(name=k)
-                          for k in ("loss", "mse", "psnr", "kept", "bpp_raw", "rate_active")}
+        names = ("loss", "mse", "psnr") + (("msssim",) if distortion == "ms-ssim" else ()) \
+            + ("kept", "bpp_raw", "rate_active")
+        self._trackers = {k: tf.keras.metrics.Mean(name=k) for k in names}
 
     def get_config(self):
         return {"config": self.config_name, "use_binarizer": self.use_binarizer,
                 "use_importance": self.use_importance, "target": self.target,
-                "gamma": self.gamma}
+                "gamma": self.gamma, "distortion": self.distortion}
 
     @property
     def metrics(self):
@@ -168,12 +188,18 @@ class CWIC(tf.keras.Model):
         mse = tf.reduce_mean(tf.square(y - x))
         kept = tf.reduce_mean(mask)
         active = tf.cast(kept > self.target, tf.float32) if self.use_importance else 0.0
-        loss = mse + active * self.gamma * tf.reduce_mean(p)
+        logs = {"mse": mse}
+        if self.distortion == "ms-ssim":
+            logs["msssim"] = tf.reduce_mean(ms_ssim_4(y, x))
+            dist = 1.0 - logs["msssim"]
+        else:
+            dist = mse
+        loss = dist + active * self.gamma * tf.reduce_mean(p)
         psnr = tf.reduce_mean(tf.image.psnr(tf.clip_by_value(y, 0.0, 1.0), x, 1.0))
         # Uncoded rate: kept bits per 8x8 block, plus log2(L) bits for its importance level.
         bpp_raw = kept * self.n / 64.0 + (tf.math.log(float(self.levels)) / tf.math.log(2.0) / 64.0
                                           if self.use_importance else 0.0)
-        return loss, {"loss": loss, "mse": mse, "psnr": psnr, "kept": kept, "bpp_raw": bpp_raw,
+        return loss, {**logs, "loss": loss, "psnr": psnr, "kept": kept, "bpp_raw": bpp_raw,
                       "rate_active": active}
 
     def train_step(self, data):

@@ -52,7 +52,11 @@ PHASES = (1, 2, 3)
 #: filters); "tiny" is for tests. "narrow_residual" (not in the paper) adds the decoded image
 #: to a tanh correction (clipped to [0, 1]) and starts as the identity (zero last conv), so
 #: the generator post-filters the codec's output instead of re-synthesising every detail
-#: through its bottleneck: the variant meant to gain PSNR over the codec.
+#: through its bottleneck: the variant meant to gain PSNR over the codec. "narrow_local"
+#: (not in the paper either) adds a full-resolution branch to it, in the spirit of
+#: pix2pixHD's local enhancer: g_local = (layers, width) 3x3 conv + ReLU layers on the same
+#: input whose zero-initialised 3-channel output joins the global correction before the
+#: tanh, so fine artefacts need not pass through the 1/8-resolution bottleneck.
 CONFIGS = {
     "full": {"g_filters": 64, "g_down": 4, "g_blocks": 9,
              "d_filters": 64, "d_layers": 3, "d_scales": 2},
@@ -60,6 +64,8 @@ CONFIGS = {
                "d_filters": 16, "d_layers": 3, "d_scales": 2},
     "narrow_residual": {"g_filters": 16, "g_down": 3, "g_blocks": 3, "g_residual": True,
                         "d_filters": 16, "d_layers": 3, "d_scales": 2},
+    "narrow_local": {"g_filters": 16, "g_down": 3, "g_blocks": 3, "g_residual": True,
+                     "g_local": (4, 24), "d_filters": 16, "d_layers": 3, "d_scales": 2},
     "tiny": {"g_filters": 4, "g_down": 2, "g_blocks": 1,
              "d_filters": 4, "d_layers": 3, "d_scales": 2},
 }
@@ -204,8 +210,20 @@ def build_generator(config="narrow", name="jpdse_generator"):
         x = InstanceNorm(name=f"up{i + 1}_norm")(x)
         x = tf.keras.layers.ReLU(name=f"up{i + 1}_relu")(x)
     x = ReflectionPad2D(3, name="out_pad")(x)
+    if cfg.get("g_local") and not cfg.get("g_residual"):
+        raise ValueError("g_local needs g_residual")
     if cfg.get("g_residual"):
         x = tf.keras.layers.Conv2D(3, 7, kernel_initializer="zeros", name="out_conv")(x)
+        if cfg.get("g_local"):
+            layers, width = cfg["g_local"]
+            y = tf.keras.layers.Concatenate(name="local_input")(
+                [inputs[..., :SEMANTIC_CHANNELS], image])
+            for i in range(layers):
+                y = tf.keras.layers.Conv2D(width, 3, padding="same", activation="relu",
+                                           name=f"local{i + 1}_conv")(y)
+            y = tf.keras.layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros",
+                                       name="local_out_conv")(y)
+            x = tf.keras.layers.Add(name="add_local")([x, y])
         x = tf.keras.layers.Activation("tanh", name="out_tanh")(x)
         x = tf.keras.layers.Add(name="add_decoded")([inputs[..., SEMANTIC_CHANNELS:], x])
         outputs = tf.keras.layers.ReLU(max_value=1.0, name="to_01")(x)  # clip to [0, 1]
