@@ -200,3 +200,25 @@ def test_bench_cwic_times_every_stage():
     assert label.startswith("cwic") and nbytes > 0
     assert [r[0].split()[0] for r in rows] == ["encoder", "range", "range", "decoder"]
     assert all(r[1] > 0 for r in rows)
+
+
+def test_ablation_rows_count_rates_per_variant(tiny):
+    from tfcomp.cwic_training import ablation_rows
+    from tfcomp.metrics import psnr
+    img = photo(176, 176, 4)
+    tables = ContextTables(tiny.n, tiny.levels)
+    tables.accumulate(*cwic_codec.analyse(tiny, img))
+    plain = build_cwic("tiny", use_binarizer=False, use_importance=False)
+    binary = build_cwic("tiny", use_importance=False)
+    rows = ablation_rows([("plain", plain, None), ("bin", binary, None), ("full", tiny, tables)],
+                         [("a", img)], show_progress=False)
+    assert [r["variant"] for r in rows] == ["plain", "bin", "full", "+ context coding"]
+    assert rows[0]["bpp"] is None
+    assert rows[1]["bpp"] == pytest.approx(tiny.n / 64)  # every bit of every 8x8 block
+    bits, q = cwic_codec.analyse(tiny, img)
+    kept = (q + 1) * (tiny.n // tiny.levels)
+    assert rows[2]["bpp"] == pytest.approx((kept.sum() + q.size * 2) / img[..., 0].size)
+    data = cwic_codec.compress_array(tiny, tables, 0, img)
+    assert rows[3]["bpp"] == pytest.approx(8 * len(data) / img[..., 0].size)
+    decoded = cwic_codec.decompress_array(tiny, tables, data)
+    assert rows[3]["psnr"] == pytest.approx(psnr(img, decoded)) == rows[2]["psnr"]

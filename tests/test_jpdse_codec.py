@@ -28,6 +28,10 @@ def generator(monkeypatch):
     tf.keras.utils.set_random_seed(5)
     g = build_generator("tiny")
     monkeypatch.setitem(models._LOADED, "jpdse-bpg-p3", g)
+    # Lossless side information unless a test says otherwise (the shipped model's may differ).
+    import dataclasses
+    spec = dataclasses.replace(models.get_spec("jpdse-bpg-p3"), codec_settings={})
+    monkeypatch.setitem(models._REGISTRY, "jpdse-bpg-p3", spec)
     return g
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["fit_tables", "coding_report"]
+__all__ = ["fit_tables", "coding_report", "ablation_rows"]
 
 
 def fit_tables(weights, config, data, out, max_images=None, show_progress=True):
@@ -40,3 +40,43 @@ def coding_report(model, tables, images):
     return {"raw_bits_bpp": raw / pixels, "coded_bits_bpp": coded_bits / pixels,
             "raw_map_bpp": raw_map / pixels, "coded_map_bpp": coded_map / pixels,
             "saving": 1 - (coded_bits + coded_map) / (raw + raw_map)}
+
+
+def ablation_rows(variants, images, show_progress=True):
+    """What each CWIC component adds: quality and rate of model variants over the images.
+
+    variants: [(label, model, tables or None)]. A model without the binarizer has a
+    continuous code (no rate: bpp None); with the binarizer but no importance map it stores
+    all n bits per 8x8 block; with the map, the kept bits plus log2(L) bits per block for the
+    map, raw. A variant given context tables adds a second row, "+ context coding", whose bpp
+    is the .cwic file's bytes (same reconstruction). bpp counts the padded grid's bits over the
+    image's own pixels. Returns [{"variant", "bpp", "psnr", "ms_ssim"}] (means over images).
+    """
+    import tensorflow as tf
+    from .codecs.cwic import compress_array
+    from .evaluate import progress
+    from .imageio import pad_to_multiple
+    from .metrics import ms_ssim, psnr
+    rows = []
+    for label, model, tables in variants:
+        raw, coded, pixels, quality = 0, 0, 0, []
+        for _, image in progress(images, len(images), label, show_progress):
+            h, w = image.shape[:2]
+            x = tf.convert_to_tensor(pad_to_multiple(image, 8)[None].astype(np.float32) / 255.0)
+            codes, _, mask = model.analyse(x)
+            y = model.decoder(codes * mask).numpy()[0]
+            out = np.clip(np.round(y[:h, :w] * 255.0), 0, 255).astype(np.uint8)
+            quality.append((psnr(image, out), ms_ssim(image, out)))
+            raw += float(tf.reduce_sum(mask)) if model.use_binarizer else 0.0
+            if model.use_importance:
+                raw += mask.shape[1] * mask.shape[2] * np.ceil(np.log2(model.levels))
+            if tables is not None:
+                coded += 8 * len(compress_array(model, tables, 0, image))
+            pixels += h * w
+        p, m = (float(np.mean(v)) for v in zip(*quality))
+        rows.append({"variant": label, "bpp": raw / pixels if model.use_binarizer else None,
+                     "psnr": p, "ms_ssim": m})
+        if tables is not None:
+            rows.append({"variant": "+ context coding", "bpp": coded / pixels, "psnr": p,
+                         "ms_ssim": m})
+    return rows

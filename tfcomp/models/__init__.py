@@ -175,8 +175,10 @@ for _phase, _how in ((3, "phase 3 (distortion only), PSNR-oriented"),
                      (2, "phase 2 (GAN + feature matching + VGG + L1), perception-oriented")):
     register(ModelSpec(
         name=f"jpdse-bpg-p{_phase}", kind="semantic",
-        description=f"JPD-SE generator (narrow pix2pixHD global generator) after {_how}",
-        builder="tfcomp.models.jpdse:build_generator", builder_kwargs={"config": "narrow"},
+        description=f"JPD-SE generator (narrow pix2pixHD global generator + residual "
+                    f"full-resolution branch, labels at 1/8 as side information) after {_how}",
+        builder="tfcomp.models.jpdse:build_generator", builder_kwargs={"config": "narrow_local"},
         weights=f"jpdse-bpg-p{_phase}.weights.h5", quality_min=0, quality_max=51,
-        quality_default=36, codec="jpdse-bpg",
-        trained_with=f"see README: training/train_jpdse.py --phase {_phase}"))
+        quality_default=36, codec="jpdse-bpg", codec_settings={"label_scale": 8},
+        trained_with=f"see README: training/train_jpdse.py --phase {_phase} "
+                     f"--config narrow_local --label-scale 8"))
