@@ -69,18 +69,30 @@ def prepare_frames(frames, qps=DEFAULT_QPS, size=(512, 256), cache_dir=None, pro
     return records
 
 
+#: Random crops start at multiples of this, so the codec's block grid and the generator's
+#: stride-8 grid line up as they do on a whole frame.
+CROP_ALIGN = 16
+
+
 def frame_dataset(records, qps=None, batch_size=1, flip=True, seed=0, repeat=True,
-                  shuffle=True, label_scale=1):
+                  shuffle=True, label_scale=1, crop=None):
     """tf.data of ((semantics [H, W, 36], decoded [H, W, 3]), target [H, W, 3]) float32 batches.
 
     Each element takes one record at one QP (every (record, QP) pair once per pass, in a
     shuffled order); `flip` mirrors half of them horizontally (the paper's augmentation).
     The semantics are what the jpdse-bpg receiver decodes with side-information label scale
-    `label_scale` (tfcomp.semantic.receiver_semantics).
+    `label_scale` (tfcomp.semantic.receiver_semantics), computed on the whole frame. `crop`
+    = (W, H): a random window of each frame (offsets multiples of CROP_ALIGN) instead of
+    the whole frame - more distinct training content from few frames.
     """
     import tensorflow as tf
     from .semantic import receiver_semantics, semantic_input_tf
 
+    frame_h, frame_w = records[0]["rgb"].shape[:2]
+    if crop is not None:
+        cw, ch = (int(v) for v in crop)
+        if not (0 < cw <= frame_w and 0 < ch <= frame_h):
+            raise InputError(f"crop {cw}x{ch} does not fit the {frame_w}x{frame_h} frames")
     qps = list(qps or sorted(records[0]["decoded"]))
     rx = [receiver_semantics(r["labels"], r["instances"], label_scale) for r in records]
     labels = np.stack([lab for lab, _ in rx for _ in qps])
@@ -98,8 +110,17 @@ def frame_dataset(records, qps=None, batch_size=1, flip=True, seed=0, repeat=Tru
         sem = semantic_input_tf(lab, edges=edge)
         dec = tf.cast(dec, tf.float32) / 255.0
         tgt = tf.cast(tgt, tf.float32) / 255.0
+        key = tf.stack([tf.cast(seed, tf.int64), i])
+        if crop is not None:
+            ky, kx = tf.unstack(tf.random.experimental.stateless_split(key, 2))
+            y = CROP_ALIGN * tf.random.stateless_uniform(
+                [], ky, 0, (frame_h - ch) // CROP_ALIGN + 1, dtype=tf.int32)
+            x = CROP_ALIGN * tf.random.stateless_uniform(
+                [], kx, 0, (frame_w - cw) // CROP_ALIGN + 1, dtype=tf.int32)
+            sem, dec, tgt = [tf.ensure_shape(t[y:y + ch, x:x + cw], [ch, cw, t.shape[-1]])
+                             for t in (sem, dec, tgt)]
         if flip:
-            mirror = tf.random.stateless_uniform([], tf.stack([tf.cast(seed, tf.int64), i])) < 0.5
+            mirror = tf.random.stateless_uniform([], key) < 0.5
             sem, dec, tgt = [tf.cond(mirror, lambda t=t: tf.reverse(t, [1]), lambda t=t: t)
                              for t in (sem, dec, tgt)]
         return (sem, dec), tgt

@@ -288,7 +288,7 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
                 qps=(33, 36, 39, 42), eval_qp=36, cache_dir=None, vgg_weights=None,
                 loss_weights=None, steps=2000, steps_per_epoch=100, batch_size=1,
                 lr_schedule="2e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
-                strategy=None, generator_out=None, label_scale=1):
+                strategy=None, generator_out=None, label_scale=1, crop=None):
     """Trains JPD-SE (one phase) on the Cityscapes frames under `data` (train split).
 
     BPG-decoded inputs come from tfcomp.jpdse_data (cached per QP under `cache_dir`); the
@@ -296,6 +296,7 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     weights (generator + discriminator). `out` gets the generator + discriminator weights,
     `generator_out` the generator's alone (what the jpdse-bpg codec ships). `label_scale`:
     train on the semantics a receiver decodes from coarse side information (1 = lossless).
+    `crop` = (W, H): train on random windows of the frames (validation: whole frames).
     """
     from .evaluate import progress
     from .jpdse_data import frame_dataset, prepare_frames
@@ -306,7 +307,8 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     train, heldout = split_frames(cityscapes_frames(data))
     show = (lambda it: progress(it, len(it), "BPG cache")) if verbose else None
     records = prepare_frames(train, qps, size, cache_dir, progress=show)
-    dataset = frame_dataset(records, qps, batch_size, flip=True, seed=seed, label_scale=label_scale)
+    dataset = frame_dataset(records, qps, batch_size, flip=True, seed=seed,
+                            label_scale=label_scale, crop=crop)
     held = prepare_frames(heldout, (eval_qp,), size, cache_dir)
     validation = frame_dataset(held, (eval_qp,), 1, flip=False, repeat=False, shuffle=False,
                                label_scale=label_scale)

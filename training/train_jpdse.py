@@ -35,6 +35,9 @@ def main(argv=None):
                         "full-resolution branch), full (pix2pixHD), tiny (tests)")
     p.add_argument("--size", type=int, nargs=2, default=(512, 256), metavar=("W", "H"),
                    help="working resolution (default 512 256)")
+    p.add_argument("--crop", type=int, nargs=2, metavar=("W", "H"),
+                   help="train on random W x H windows of the frames at --size (default: "
+                        "whole frames); validation always uses whole frames")
     p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42],
                    help="BPG QPs of the training inputs (default: the paper's 33 36 39 42)")
     p.add_argument("--eval-qp", type=int, default=36, help="QP of the validation inputs")
@@ -53,6 +56,14 @@ def main(argv=None):
     if args.vgg_weights and not os.path.isfile(args.vgg_weights):
         p.error(f"--vgg-weights: no such file {args.vgg_weights}")
 
+    from tfcomp.models.jpdse import size_multiple
+    m = size_multiple(args.config)
+    for what, (w, h) in (("--size", args.size), ("--crop", args.crop or args.size)):
+        if w <= 0 or h <= 0 or w % m or h % m:
+            p.error(f"{what} {w} {h}: both sides must be positive multiples of {m}")
+    if args.crop and (args.crop[0] > args.size[0] or args.crop[1] > args.size[1]):
+        p.error(f"--crop {args.crop[0]} {args.crop[1]} is larger than --size")
+
     from tfcomp.training import make_strategy, train_jpdse
     strategy = make_strategy(args.cpu_devices)  # first, before any other TF op
     opts = run_options(args)
@@ -67,7 +78,7 @@ def main(argv=None):
                 loss_weights=dict(lambda_gan=args.lambda_gan, lambda_fm=args.lambda_fm,
                                   lambda_vgg=args.lambda_vgg, lambda_dist=args.lambda_dist),
                 strategy=strategy, generator_out=args.generator_out,
-                label_scale=args.label_scale)
+                label_scale=args.label_scale, crop=tuple(args.crop) if args.crop else None)
     return 0
 
 

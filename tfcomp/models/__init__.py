@@ -176,9 +176,9 @@ for _phase, _how in ((3, "phase 3 (distortion only), PSNR-oriented"),
     register(ModelSpec(
         name=f"jpdse-bpg-p{_phase}", kind="semantic",
         description=f"JPD-SE generator (narrow pix2pixHD global generator + residual "
-                    f"full-resolution branch, labels at 1/8 as side information) after {_how}",
+                    f"full-resolution branch, labels at 1/16 as side information) after {_how}",
         builder="tfcomp.models.jpdse:build_generator", builder_kwargs={"config": "narrow_local"},
         weights=f"jpdse-bpg-p{_phase}.weights.h5", quality_min=0, quality_max=51,
-        quality_default=36, codec="jpdse-bpg", codec_settings={"label_scale": 8},
+        quality_default=36, codec="jpdse-bpg", codec_settings={"label_scale": 16},
         trained_with=f"see README: training/train_jpdse.py --phase {_phase} "
-                     f"--config narrow_local --label-scale 8"))
+                     f"--config narrow_local --label-scale 16"))
