@@ -43,3 +43,21 @@ def test_whole_frames_and_crops_come_from_the_same_window():
 def test_crop_larger_than_the_frames_is_refused():
     with pytest.raises(InputError, match="crop"):
         frame_dataset(records(), crop=(128, 16))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--crop", "250", "256"], "multiples of 8"),
+    (["--crop", "2048", "256"], "larger than --size"),
+    (["--size", "1004", "512"], "multiples of 8"),
+])
+def test_train_script_refuses_bad_sizes(flags, message, capsys, tmp_path):
+    import importlib.util
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "training", "train_jpdse.py")
+    spec = importlib.util.spec_from_file_location("train_jpdse", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as e:
+        script.main(["--data", str(tmp_path), "--phase", "3", "--config", "narrow_local",
+                     "--run-dir", str(tmp_path / "r")] + flags)
+    assert e.value.code == 2 and message in capsys.readouterr().err

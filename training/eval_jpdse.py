@@ -19,8 +19,8 @@ def main(argv=None):
     p.add_argument("--models", nargs="+", default=["jpdse-bpg-p2", "jpdse-bpg-p3"],
                    help="jpdse-bpg models to compare with plain BPG")
     p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42], help="BPG QPs")
-    p.add_argument("--size", type=int, nargs=2, default=(512, 256), metavar=("W", "H"),
-                   help="working resolution (default 512 256, as trained)")
+    p.add_argument("--size", type=int, nargs=2, default=(1024, 512), metavar=("W", "H"),
+                   help="working resolution (default 1024 512, the shipped models')")
     p.add_argument("--cache-dir", default="runs/jpdse-cache", help="BPG cache of tfcomp.jpdse_data")
     p.add_argument("--out", default="results/jpdse", help="output folder")
     p.add_argument("--figure-qp", type=int, default=39, help="QP of the side-by-side figure")

@@ -33,8 +33,8 @@ def main(argv=None):
                    help="network size: narrow (this CPU), narrow_residual (narrow + the decoded "
                         "image added to its output), narrow_local (narrow_residual + a "
                         "full-resolution branch), full (pix2pixHD), tiny (tests)")
-    p.add_argument("--size", type=int, nargs=2, default=(512, 256), metavar=("W", "H"),
-                   help="working resolution (default 512 256)")
+    p.add_argument("--size", type=int, nargs=2, default=(1024, 512), metavar=("W", "H"),
+                   help="working resolution (default 1024 512, the shipped models')")
     p.add_argument("--crop", type=int, nargs=2, metavar=("W", "H"),
                    help="train on random W x H windows of the frames at --size (default: "
                         "whole frames); validation always uses whole frames")
