@@ -65,8 +65,23 @@ def main(argv=None):
         tiles += [outputs[(m, rec["name"], args.figure_qp)] for m in args.models]
         write_image(os.path.join(args.out, f"side_by_side_qp{args.figure_qp}.png"),
                     np.concatenate(tiles, axis=0))
+        # The same frame as labelled crops where BPG errs most.
+        from tfcomp.plot import plot_crops, worst_crop
+        h, w = rec["rgb"].shape[:2]
+        panels = [("original", rec["rgb"])]
+        for r in results:
+            point = next(i for i in r["points"] if i["quality"] == args.figure_qp)
+            img = next(i for i in point["images"] if i["name"] == rec["name"])
+            panels.append((f"{r['codec']}: {img['bpp']:.3f} bpp, {img['psnr']:.2f} dB",
+                           outputs[(r["codec"], rec["name"], args.figure_qp)]))
+        box = worst_crop(rec["rgb"], outputs[("bpg", rec["name"], args.figure_qp)],
+                         min(256, rec["rgb"].shape[0]))
+        plot_crops(panels, os.path.join(args.out, f"crops_qp{args.figure_qp}.png"), box,
+                   title=f"{rec['name']} ({w}x{h}), BPG QP {args.figure_qp}; bpp counts the "
+                         "side information")
     print(codec_markdown(results))
-    print(f"wrote {args.out}/ (JSON per method, rd.png, bd.json, side_by_side_qp{args.figure_qp}.png)")
+    print(f"wrote {args.out}/ (JSON per method, rd.png, bd.json, side_by_side_qp{args.figure_qp}.png, "
+          f"crops_qp{args.figure_qp}.png)")
     return 0
 
 
