@@ -134,10 +134,16 @@ class ImageLogger(tf.keras.callbacks.Callback):
 def save_slim_weights(model, build_fn, path):
     """Saves only the model's variables (no optimizer state) by copying into a fresh build."""
     fresh = build_fn()
-    # Models with their own train_step create metric trackers at compile time, which then
-    # show up in model.weights; the fresh (uncompiled) build has only the networks.
-    metric_vars = {id(v) for m in model.metrics for v in m.variables}
-    fresh.set_weights([w.numpy() for w in model.weights if id(w) not in metric_vars])
+    # Models with their own train_step own metric trackers (made in __init__ or at compile
+    # time), which show up in model.weights: copy the network variables only, on both sides.
+    def network_vars(m):
+        metric_vars = {id(v) for t in m.metrics for v in t.variables}
+        return [v for v in m.weights if id(v) not in metric_vars]
+    source, target = network_vars(model), network_vars(fresh)
+    if [v.shape for v in source] != [v.shape for v in target]:
+        raise ValueError("save_slim_weights: the fresh build's variables do not match the model's")
+    for s, t in zip(source, target):
+        t.assign(s.numpy())
     fresh.save_weights(path)
 
 

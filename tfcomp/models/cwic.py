@@ -28,9 +28,45 @@ _MS4 = (0.0448, 0.2856, 0.3001, 0.2363)
 _MS4 = tuple(w / sum(_MS4) for w in _MS4)
 
 
-def ms_ssim_4(a, b):
-    """Four-scale MS-SSIM of images in [0, 1] (per image), differentiable; sides >= 88."""
-    return tf.image.ssim_multiscale(a, b, 1.0, power_factors=_MS4)
+def _gaussian_11():
+    x = tf.range(11, dtype=tf.float32) - 5.0
+    g = tf.exp(-x * x / (2.0 * 1.5 ** 2))
+    g = g / tf.reduce_sum(g)
+    return g[:, None] * g[None, :]
+
+
+def ms_ssim_4(a, b, floor=1e-4):
+    """Four-scale MS-SSIM of images in [0, 1] (per image), differentiable; sides >= 88.
+
+    The same numbers as tf.image.ssim_multiscale(a, b, 1.0, power_factors=<the four
+    weights>) while every term is positive; there, a term clipped to 0 (negative
+    correlation, common at the start of training) makes x ** w (w < 1) give infinite,
+    then NaN, gradients. Here each term is floored at `floor` instead.
+    """
+    channels = a.shape[-1]
+    kernel = tf.tile(_gaussian_11()[:, :, None, None], [1, 1, channels, 1])
+
+    def blur(t):
+        return tf.nn.depthwise_conv2d(t, kernel, [1, 1, 1, 1], "VALID")
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    terms = []
+    for scale in range(len(_MS4)):
+        mu_a, mu_b = blur(a), blur(b)
+        var_a = blur(a * a) - mu_a * mu_a
+        var_b = blur(b * b) - mu_b * mu_b
+        cov = blur(a * b) - mu_a * mu_b
+        cs = (2.0 * cov + c2) / (var_a + var_b + c2)
+        if scale < len(_MS4) - 1:
+            terms.append(tf.reduce_mean(cs, axis=[1, 2]))
+            a = tf.nn.avg_pool2d(a, 2, 2, "VALID")
+            b = tf.nn.avg_pool2d(b, 2, 2, "VALID")
+        else:
+            lum = (2.0 * mu_a * mu_b + c1) / (mu_a * mu_a + mu_b * mu_b + c1)
+            terms.append(tf.reduce_mean(lum * cs, axis=[1, 2]))
+    terms = tf.maximum(tf.stack(terms, axis=-1), floor)            # [B, C, scales]
+    per_channel = tf.reduce_prod(terms ** tf.constant(_MS4), axis=-1)
+    return tf.reduce_mean(per_channel, axis=-1)
 
 
 @tf.custom_gradient
