@@ -89,6 +89,11 @@ def test_ms_ssim_distortion_is_the_loss_and_trains():
     m = build_cwic("tiny", target=1.01, distortion="ms-ssim")
     loss, logs = m._objective(x, False)
     assert float(loss) == pytest.approx(1.0 - float(logs["msssim"]), rel=1e-6)
+    tf.keras.utils.set_random_seed(6)
+    anchored = build_cwic("tiny", target=1.01, distortion="ms-ssim", mse_weight=20.0)
+    loss, logs = anchored._objective(x, False)
+    assert float(loss) == pytest.approx(1.0 - float(logs["msssim"]) + 20.0 * float(logs["mse"]),
+                                        rel=1e-5)
     # The four-scale weights are MS-SSIM's first four, renormalised: identical images -> 1.
     ms4 = models.cwic.ms_ssim_4
     assert float(tf.reduce_mean(ms4(x, x))) == pytest.approx(1.0, abs=1e-5)

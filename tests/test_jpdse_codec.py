@@ -1,5 +1,7 @@
 """The jpdse-bpg codec: container with BPG + side information, generator at the receiver."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -126,3 +128,26 @@ def test_evaluate_jpdse_counts_side_info(generator):
         # The same BPG stream plus header and side information: strictly more bits.
         assert po["bpp"] > pb["bpp"] + 8 * 19 / rgb[..., 0].size
     assert outputs[("jpdse-bpg-p3", "s", 36)].shape == rgb.shape
+
+
+SHARED_CITYSCAPES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
+                                 "cityscapes_sample")
+
+
+@pytest.mark.parametrize("model", ["jpdse-bpg-p3", "jpdse-bpg-p2"])
+def test_shipped_generators_beat_bpg_on_a_held_out_frame(model):
+    """The shipped weights on the first held-out (lindau) frame at QP 39, side info counted."""
+    if not os.path.isdir(SHARED_CITYSCAPES):
+        pytest.skip("../shared/data/cityscapes_sample is not beside the checkout")
+    from tfcomp.codecs import bpg
+    from tfcomp.metrics import psnr
+    from tfcomp.semantic import cityscapes_frames, load_frame, split_frames
+    assert models.is_available(model), f"{model} weights are not installed"
+    _, held = split_frames(cityscapes_frames(SHARED_CITYSCAPES))
+    rgb, labels, instances = load_frame(held[0], (1024, 512))
+    plain = bpg.encode(rgb, 39)
+    data = get_codec("jpdse-bpg", labels=labels, instances=instances, model=model).encode(rgb, 39)
+    assert unpack_jpdse(data)["base_stream"] == plain
+    assert len(data) < 1.06 * len(plain)          # labels at 1/16: a few per cent
+    gain = psnr(rgb, codec_for_bytes(data).decode(data)) - psnr(rgb, bpg.decode(plain))
+    assert gain > 0.15, gain

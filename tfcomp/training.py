@@ -242,8 +242,8 @@ def _clean_patches(data, eval_data, patch_size, multiple, batch_size, seed):
 
 def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", target=0.33,
                gamma=1e-3, use_binarizer=True, use_importance=True, distortion="mse",
-               steps=10000, steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="1e-4",
-               init_weights=None, seed=0, cpu_devices=1, verbose=1, strategy=None):
+               mse_weight=0.0, steps=10000, steps_per_epoch=250, batch_size=8, patch_size=128,
+               lr_schedule="1e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1, strategy=None):
     """Trains the content-weighted codec's networks (distortion + thresholded rate loss)."""
     from .models.cwic import build_cwic
 
@@ -254,7 +254,8 @@ def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", targ
 
     def build_fn():
         return build_cwic(config, use_binarizer=use_binarizer, use_importance=use_importance,
-                          target=target, gamma=gamma, distortion=distortion)
+                          target=target, gamma=gamma, distortion=distortion,
+                          mse_weight=mse_weight)
 
     return fit_and_save(build_fn, _adam_compile(lr_schedule), dataset, run_dir=run_dir, out=out,
                         steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,

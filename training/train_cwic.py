@@ -25,6 +25,8 @@ def main(argv=None):
     p.add_argument("--distortion", choices=("mse", "ms-ssim"), default="mse",
                    help="training distortion: mse (the paper's, default) or ms-ssim (1 - 4-scale "
                         "MS-SSIM, patches >= 88)")
+    p.add_argument("--mse-weight", type=float, default=0.0,
+                   help="with --distortion ms-ssim: add this times the MSE (keeps colours)")
     p.add_argument("--no-binarizer", action="store_true", help="ablation: continuous codes")
     p.add_argument("--no-importance", action="store_true", help="ablation: keep all n channels")
     p.add_argument("--table-images", type=int, default=0,
@@ -40,6 +42,7 @@ def main(argv=None):
         train_cwic(**run_options(args), out=weights, config=args.config, target=args.target,
                    gamma=args.gamma, use_binarizer=not args.no_binarizer,
                    use_importance=not args.no_importance, distortion=args.distortion,
+                   mse_weight=args.mse_weight,
                    strategy=strategy)
     if args.stage in ("tables", "all"):
         from tfcomp.cwic_training import fit_tables

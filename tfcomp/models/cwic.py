@@ -168,13 +168,14 @@ class CWIC(tf.keras.Model):
     `use_binarizer=False` feeds the sigmoid codes to the decoder (the plain autoencoder's
     continuous code); `use_importance=False` keeps all n channels everywhere. The rate loss
     gamma * mean(p) is added while the kept-bit fraction of the batch exceeds `target`.
-    `distortion`: "mse" (the paper's) or "ms-ssim" (1 - ms_ssim_4; training patches >= 88).
+    `distortion`: "mse" (the paper's) or "ms-ssim" (1 - ms_ssim_4 + mse_weight * MSE; training
+    patches >= 88; the MSE anchor keeps colours and brightness, which MS-SSIM barely sees).
     """
 
     STRIDE = 8
 
     def __init__(self, config="narrow", use_binarizer=True, use_importance=True, target=0.33,
-                 gamma=1e-3, distortion="mse", **kwargs):
+                 gamma=1e-3, distortion="mse", mse_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         if config not in CONFIGS:
             raise ValueError(f"unknown CWIC config {config!r}; choose from {list(CONFIGS)}")
@@ -187,7 +188,7 @@ class CWIC(tf.keras.Model):
         self.n, self.levels = cfg["n"], cfg["levels"]
         self.use_binarizer, self.use_importance = bool(use_binarizer), bool(use_importance)
         self.target, self.gamma = float(target), float(gamma)
-        self.distortion = distortion
+        self.distortion, self.mse_weight = distortion, float(mse_weight)
         self.encoder = _encoder(cfg)
         self.decoder = _decoder(cfg)
         names = ("loss", "mse", "psnr") + (("msssim",) if distortion == "ms-ssim" else ()) \
@@ -197,7 +198,8 @@ class CWIC(tf.keras.Model):
     def get_config(self):
         return {"config": self.config_name, "use_binarizer": self.use_binarizer,
                 "use_importance": self.use_importance, "target": self.target,
-                "gamma": self.gamma, "distortion": self.distortion}
+                "gamma": self.gamma, "distortion": self.distortion,
+                "mse_weight": self.mse_weight}
 
     @property
     def metrics(self):
@@ -227,7 +229,7 @@ class CWIC(tf.keras.Model):
         logs = {"mse": mse}
         if self.distortion == "ms-ssim":
             logs["msssim"] = tf.reduce_mean(ms_ssim_4(y, x))
-            dist = 1.0 - logs["msssim"]
+            dist = 1.0 - logs["msssim"] + self.mse_weight * mse
         else:
             dist = mse
         loss = dist + active * self.gamma * tf.reduce_mean(p)
