@@ -257,3 +257,14 @@ def test_train_cwic_writes_slim_weights_that_load(tmp_path):
     pairs = list(zip(initial.get_weights(), trained.get_weights()))
     assert all(np.all(np.isfinite(b)) for _, b in pairs)
     assert any(not np.array_equal(a, b) for a, b in pairs)  # the trained values were saved
+    # Fine-tuning from the run's checkpoint (tracker values and all) under the strategy.
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "latest.weights.h5")
+    out2 = str(tmp_path / "w2.weights.h5")
+    history = train_cwic(data=str(tmp_path / "*.png"), run_dir=str(tmp_path / "run2"), out=out2,
+                         config="tiny", steps=1, steps_per_epoch=1, batch_size=2, patch_size=32,
+                         lr_schedule="1e-9", init_weights=checkpoint, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    tuned = build_cwic("tiny")
+    tuned.load_weights(out2)
+    for a, b in zip(trained.get_weights(), tuned.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)  # lr 1e-9: still the checkpoint's values

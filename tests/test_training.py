@@ -265,6 +265,22 @@ def test_backup_and_restore_resumes_after_crash(tmp_path):
     assert out.is_file()
 
 
+def test_init_weights_start_a_run_from_a_checkpoint(tmp_path):
+    data = _write_images(tmp_path / "data")
+    first = _run([sys.executable, CLI, "--data", str(data), *TINY, "--steps", "2",
+                  "--steps-per-epoch", "2", "--run-dir", str(tmp_path / "a"),
+                  "--out", str(tmp_path / "a.weights.h5")], timeout=300)
+    assert first.returncode == 0, _last_lines(first.stderr)
+    checkpoint = tmp_path / "a" / "checkpoints" / "latest.weights.h5"
+    tuned = _run([sys.executable, CLI, "--data", str(data), *TINY, "--steps", "1",
+                  "--steps-per-epoch", "1", "--lr", "1e-9", "--init-weights", str(checkpoint),
+                  "--run-dir", str(tmp_path / "b"), "--out", str(tmp_path / "b.weights.h5")],
+                 timeout=300)
+    assert tuned.returncode == 0, _last_lines(tuned.stderr)
+    for a, b in zip(_load_weights(tmp_path / "a.weights.h5"), _load_weights(tmp_path / "b.weights.h5")):
+        np.testing.assert_allclose(a, b, atol=1e-6)  # lr 1e-9: the run started from a's values
+
+
 # 6. -------------------------------------------------------------------------------------
 
 def test_cli_help():

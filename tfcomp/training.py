@@ -134,17 +134,24 @@ class ImageLogger(tf.keras.callbacks.Callback):
 def save_slim_weights(model, build_fn, path):
     """Saves only the model's variables (no optimizer state) by copying into a fresh build."""
     fresh = build_fn()
-    # Models with their own train_step own metric trackers (made in __init__ or at compile
-    # time), which show up in model.weights: copy the network variables only, on both sides.
-    def network_vars(m):
-        metric_vars = {id(v) for t in m.metrics for v in t.variables}
-        return [v for v in m.weights if id(v) not in metric_vars]
-    source, target = network_vars(model), network_vars(fresh)
-    if [v.shape for v in source] != [v.shape for v in target]:
-        raise ValueError("save_slim_weights: the fresh build's variables do not match the model's")
-    for s, t in zip(source, target):
-        t.assign(s.numpy())
+    copy_network_weights(model, fresh)
     fresh.save_weights(path)
+
+
+def _network_vars(model):
+    # Models with their own train_step own metric trackers (made in __init__ or at compile
+    # time), which show up in model.weights: these are the other variables.
+    metric_vars = {id(v) for t in model.metrics for v in t.variables}
+    return [v for v in model.weights if id(v) not in metric_vars]
+
+
+def copy_network_weights(source, target):
+    """Assigns the source model's network variables (not metric trackers) to the target's."""
+    src, dst = _network_vars(source), _network_vars(target)
+    if [v.shape for v in src] != [v.shape for v in dst]:
+        raise ValueError("the two models' network variables do not match")
+    for s, t in zip(src, dst):
+        t.assign(s.numpy())
 
 
 def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_per_epoch,
@@ -157,10 +164,16 @@ def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_pe
     (chief only; other workers write a private copy, as MultiWorkerMirroredStrategy
     requires every worker to save).
     """
+    donor = None
+    if init_weights:
+        # Loaded into a plain build first (outside the strategy): a file's metric-tracker
+        # values cannot be assigned to a MirroredStrategy model's sum-on-read trackers.
+        donor = build_fn()
+        donor.load_weights(init_weights)  # slim weights or a checkpoint with optimizer state
     with strategy.scope():
         model = build_fn()
-        if init_weights:
-            model.load_weights(init_weights)  # slim weights or a checkpoint with optimizer state
+        if donor is not None:
+            copy_network_weights(donor, model)
         compile_fn(model)
     epochs = max(1, -(-steps // steps_per_epoch))
     history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
