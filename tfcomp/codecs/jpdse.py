@@ -48,8 +48,9 @@ class JpdseBpgCodec(Codec):
 
     name = "jpdse-bpg"
     kind = "semantic"
-    description = ("JPD-SE on BPG: BPG + lossless Cityscapes label map / instance edges, "
-                   "enhanced by a semantic generator; quality = QP, needs --labels")
+    description = ("JPD-SE on BPG: BPG + the Cityscapes semantics its model needs (shipped: "
+                   "label map at 1/16), enhanced by a semantic generator; quality = QP, "
+                   "needs --labels")
     extension = ".jpdse"
     quality_min, quality_max, quality_default = 0, 51, 36
     higher_is_better = False
