@@ -49,11 +49,10 @@ def main(argv=None):
     rows = ablation_rows([("plain autoencoder", plain, None), ("+ binarizer", binary, None),
                           ("+ importance map", full, tables)], items)
     print(format_table(["variant", "bpp", "PSNR", "MS-SSIM"],
-                       [(r["variant"], r["bpp"], r["psnr"],
-                         r["ms_ssim"]) for r in rows]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+                       [(r["variant"], r["bpp"], r["psnr"], r["ms_ssim"]) for r in rows]))
+    if args.json:  # written atomically, like every tfcomp output
+        from tfcomp.imageio import write_bytes
+        write_bytes(args.json, (json.dumps(rows, indent=1) + "\n").encode())
     return 0
 
 

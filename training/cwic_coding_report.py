@@ -34,9 +34,9 @@ def main(argv=None):
                         "saving"], [(r["model"], r["raw_bits_bpp"], r["coded_bits_bpp"],
                                      r["raw_map_bpp"], r["coded_map_bpp"], r["saving"])
                                     for r in rows]))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(rows, f, indent=1)
+    if args.json:  # written atomically, like every tfcomp output
+        from tfcomp.imageio import write_bytes
+        write_bytes(args.json, (json.dumps(rows, indent=1) + "\n").encode())
     return 0
 
 
