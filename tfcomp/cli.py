@@ -47,11 +47,6 @@ def _check_output(path):
         raise TfcompError(f"output is a directory: {path}")
 
 
-def _write_json(path, obj):
-    from .imageio import write_bytes
-    write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
-
-
 # -- subcommands -----------------------------------------------------------------------------
 def cmd_codecs(args):
     from .codecs import describe_all
@@ -159,7 +154,8 @@ def cmd_evaluate(args):
                 for p in result["points"]]
         print(format_table(["quality", "bpp", "PSNR", "MS-SSIM", "MS-SSIM dB"], rows))
         plot_codecs([result], plot)
-    _write_json(args.json, result)
+    from .imageio import write_json
+    write_json(args.json, result)
     print(f"wrote {args.json} and {plot}")
     return 0
 
@@ -218,7 +214,8 @@ def cmd_plot(args):
                 [(r["codec"], r["bd_rate_psnr"], format_range(r["overlap_psnr"]),
                   r["bd_rate_ms_ssim"], format_range(r["overlap_ms_ssim_db"])) for r in rows]))
             if args.bd_json:
-                _write_json(args.bd_json, rows)
+                from .imageio import write_json
+                write_json(args.bd_json, rows)
     print(f"wrote {args.output}")
     return 0
 

@@ -409,6 +409,12 @@ def write_bytes(path, data):
 # --------------------------------------------------------------------------- conversions
 
 
+def write_json(path, obj):
+    """Atomically write `obj` as indented JSON (the layout of every tfcomp result file)."""
+    import json
+    write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
 def to_float(array):
     """Convert a uint8 array to float32 in [0, 1] (v / 255)."""
     array = np.asarray(array)

@@ -256,7 +256,8 @@ def _clean_patches(data, eval_data, patch_size, multiple, batch_size, seed):
 def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", target=0.33,
                gamma=1e-3, use_binarizer=True, use_importance=True, distortion="mse",
                mse_weight=0.0, steps=10000, steps_per_epoch=250, batch_size=8, patch_size=128,
-               lr_schedule="1e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1, strategy=None):
+               lr_schedule="1e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
+               strategy=None):
     """Trains the content-weighted codec's networks (distortion + thresholded rate loss)."""
     from .models.cwic import build_cwic
 

@@ -10,7 +10,6 @@ context tables give the last row). Logic: tfcomp.cwic_training.ablation_rows.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -51,8 +50,8 @@ def main(argv=None):
     print(format_table(["variant", "bpp", "PSNR", "MS-SSIM"],
                        [(r["variant"], r["bpp"], r["psnr"], r["ms_ssim"]) for r in rows]))
     if args.json:  # written atomically, like every tfcomp output
-        from tfcomp.imageio import write_bytes
-        write_bytes(args.json, (json.dumps(rows, indent=1) + "\n").encode())
+        from tfcomp.imageio import write_json
+        write_json(args.json, rows)
     return 0
 
 

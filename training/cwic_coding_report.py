@@ -6,7 +6,6 @@ Runs every installed cwic rate model over the images (logic: tfcomp.cwic_trainin
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -35,8 +34,8 @@ def main(argv=None):
                                      r["raw_map_bpp"], r["coded_map_bpp"], r["saving"])
                                     for r in rows]))
     if args.json:  # written atomically, like every tfcomp output
-        from tfcomp.imageio import write_bytes
-        write_bytes(args.json, (json.dumps(rows, indent=1) + "\n").encode())
+        from tfcomp.imageio import write_json
+        write_json(args.json, rows)
     return 0
 
 

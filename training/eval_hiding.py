@@ -8,7 +8,6 @@ prints it again from the JSONs). Example (the README's table):
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -28,7 +27,7 @@ def main(argv=None):
 
     from tfcomp.errors import TfcompError
     from tfcomp.evaluate import evaluate_hiding
-    from tfcomp.imageio import write_bytes
+    from tfcomp.imageio import write_json
     from tfcomp.report import hiding_markdown
     results = []
     try:
@@ -42,8 +41,7 @@ def main(argv=None):
                 r = evaluate_hiding(model, args.data, quality, args.restorer, out_dir=args.keep,
                                     figure=figure)
                 tag = os.path.basename(os.path.normpath(args.data))
-                write_bytes(os.path.join(args.out, f"{model}-q{r['quality']}-{tag}.json"),
-                            (json.dumps(r, indent=1) + "\n").encode())
+                write_json(os.path.join(args.out, f"{model}-q{r['quality']}-{tag}.json"), r)
                 results.append(r)
     except TfcompError as e:
         print(f"eval_hiding: error: {e}", file=sys.stderr)

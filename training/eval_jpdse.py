@@ -8,7 +8,6 @@ numbers against BPG and a side-by-side figure, and prints the README table. Exam
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -28,7 +27,7 @@ def main(argv=None):
 
     from tfcomp.errors import TfcompError
     from tfcomp.evaluate import evaluate_jpdse
-    from tfcomp.imageio import write_bytes
+    from tfcomp.imageio import write_json
     from tfcomp.jpdse_data import prepare_frames
     from tfcomp.plot import bd_rate_table, plot_codecs
     from tfcomp.report import codec_markdown
@@ -43,7 +42,7 @@ def main(argv=None):
         return 2
     os.makedirs(args.out, exist_ok=True)
     for r in results:
-        write_bytes(os.path.join(args.out, f"{r['codec']}.json"), (json.dumps(r, indent=1) + "\n").encode())
+        write_json(os.path.join(args.out, f"{r['codec']}.json"), r)
     plot_codecs(results, os.path.join(args.out, "rd.png"), "JPD-SE on BPG (side information counted)")
     bd = bd_rate_table(results, 0)
     from tfcomp.bdrate import bd_psnr
@@ -62,7 +61,7 @@ def main(argv=None):
         print(f"BD-PSNR of {r['codec']} against bpg: {row['bd_psnr']} dB over bpp "
               f"{row['overlap_bpp']} (the side information alone costs "
               f"{row['side_info_cost_db']} dB)")
-    write_bytes(os.path.join(args.out, "bd.json"), (json.dumps(bd, indent=1) + "\n").encode())
+    write_json(os.path.join(args.out, "bd.json"), bd)
     # Side by side: original | BPG | each model, crops of one held-out frame at --figure-qp
     # where BPG errs most.
     if args.figure_qp in args.qps:

@@ -10,7 +10,6 @@ resolution, no instance edges: side-information method 2).
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -55,8 +54,8 @@ def main(argv=None):
         out[text] = {"coders": {k: {"bytes_per_frame": v["bytes_per_frame"], "bpp": v["bpp"]}
                                 for k, v in report.items()}, "heldout_bpp": means}
     if args.json:
-        from tfcomp.imageio import write_bytes
-        write_bytes(args.json, (json.dumps(out, indent=1) + "\n").encode())
+        from tfcomp.imageio import write_json
+        write_json(args.json, out)
     return 0
 
 
