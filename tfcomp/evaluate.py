@@ -135,7 +135,7 @@ def evaluate_restorer(model_name, data, qualities=(10, 20, 30, 40), gray=False, 
             else "<arrays>", "protocol": "gray-Y" if gray else "rgb", "points": points}
 
 
-def _quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None):
+def quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None):
     """The first quality from `start` towards better whose file has >= target_bpp bits/pixel.
 
     Walks the knob one step at a time (file size grows with quality); returns
@@ -191,7 +191,7 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                 viewer = plain.decode(f.read())
             same, same_bpp = _file_round_trip(plain, image, quality,
                                               os.path.join(folder, f"{name}_q{quality}{plain.extension}"))
-            eq_q, eq, eq_bpp = _quality_at_bpp(plain, image, bpp, quality, folder, name,
+            eq_q, eq, eq_bpp = quality_at_bpp(plain, image, bpp, quality, folder, name,
                                                at_start=(same, same_bpp))
             if out_dir:
                 write_image(os.path.join(folder, f"{name}_{model_name}_q{quality}.png"), output)

@@ -8,7 +8,8 @@ DATA=${DATA:-../shared/data}/eval/mcmaster
 OUT=results/codecs
 T=.venv/bin/tfcomp
 mkdir -p "$OUT"
-$T evaluate --codec jpeg --data "$DATA" --json "$OUT/jpeg.json" --no-progress
+# JPEG from q3: the learned codecs live below q10 (0.36 bpp on McMaster)
+$T evaluate --codec jpeg --data "$DATA" --quality 3 5 7 10 15 20 30 40 50 60 70 80 90 --json "$OUT/jpeg.json" --no-progress
 $T evaluate --codec webp --data "$DATA" --json "$OUT/webp.json" --no-progress
 $T evaluate --codec jpeg2000 --data "$DATA" --json "$OUT/jpeg2000.json" --no-progress
 $T evaluate --codec bpg --data "$DATA" --quality 22 27 32 37 42 47 --json "$OUT/bpg420.json" --no-progress

@@ -1,7 +1,7 @@
 """The content-weighted learned codec `cwic`: networks + context-coded bits in a .cwic file.
 
 File layout (big-endian):
-  magic  b"CWIC" | version u8 (1) | rate index u8 | height u16 | width u16 |
+  magic  b"CWIC" | version u8 (2) | rate index u8 | height u16 | width u16 |
   map_len u32 | crc32 u32 of everything after it | map stream (map_len bytes) | bit stream
 The image is edge-padded to a multiple of 8 for the networks and cropped back after decoding.
 """
@@ -19,7 +19,7 @@ __all__ = ["CwicCodec", "MAGIC", "VERSION", "MAX_SIDE", "pack", "unpack", "compr
            "decompress_array"]
 
 MAGIC = b"CWIC"
-VERSION = 1
+VERSION = 2  # 2: checkerboard bit contexts (1 was channel-only)
 #: Largest side accepted by encoder and decoder (memory of the untiled networks).
 MAX_SIDE = 4096
 _HEADER = struct.Struct(">4sBBHHII")
@@ -125,6 +125,11 @@ class CwicCodec(Codec):
     @property
     def sweep(self):
         return tuple(self.qualities)
+
+    @property
+    def installed_rates(self):
+        """Rate indices whose weights and tables are installed."""
+        return sorted(r for r, s in self._specs().items() if s.weights_present)
 
     @property
     def weights_present(self):
