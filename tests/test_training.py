@@ -295,3 +295,22 @@ def test_cli_rejects_quality_and_quality_range(tmp_path):
     assert proc.returncode != 0
     assert "not allowed with" in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_halve_weights_file_loads_as_float32_and_halves_bytes(tmp_path):
+    import tensorflow as tf
+    from tfcomp.models.cwic import build_cwic
+    from tfcomp.training import halve_weights_file
+    model = build_cwic("tiny")
+    model(tf.zeros((1, 16, 16, 3)))
+    src, dst = str(tmp_path / "a.weights.h5"), str(tmp_path / "b.weights.h5")
+    model.save_weights(src)
+    halve_weights_file(src, dst)
+    half = build_cwic("tiny")
+    half.load_weights(dst)
+    assert len(half.weights) == len(model.weights)
+    for a, b in zip(model.weights, half.weights):
+        assert b.dtype == tf.float32
+        np.testing.assert_allclose(b.numpy(), a.numpy().astype(np.float16).astype(np.float32))
+    assert os.path.getsize(dst) < 0.75 * os.path.getsize(src)
+    assert not [p for p in os.listdir(tmp_path) if "tmp" in p]

@@ -7,7 +7,8 @@ import tempfile
 import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
-           "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights", "train_restorer", "train_cwic",
+           "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights", "halve_weights_file",
+           "train_restorer", "train_cwic",
            "train_hiding", "train_jpdse"]
 
 
@@ -136,6 +137,39 @@ def save_slim_weights(model, build_fn, path):
     fresh = build_fn()
     copy_network_weights(model, fresh)
     fresh.save_weights(path)
+
+
+def halve_weights_file(src, dst):
+    """Copies a Keras weights file (.h5) with every float32 array stored as float16.
+
+    Half the bytes for the shipped files; Keras casts back to the variables' float32 on
+    load (relative rounding error <= 2**-11). Written to a temp file and renamed.
+    """
+    import h5py
+    import numpy as np
+
+    def copy(source, target):
+        target.attrs.update(source.attrs)
+        for key, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy(item, target.create_group(key))
+            else:
+                data = item[()]
+                if isinstance(data, np.ndarray) and data.dtype == np.float32:
+                    if np.any(np.abs(data) > np.finfo(np.float16).max):
+                        raise ValueError(f"{item.name}: values beyond float16's range")
+                    data = data.astype(np.float16)
+                target.create_dataset(key, data=data)
+                target[key].attrs.update(item.attrs)
+
+    tmp = f"{dst}.tmp-{os.getpid()}.h5"
+    try:
+        with h5py.File(src, "r") as fin, h5py.File(tmp, "w") as fout:
+            copy(fin, fout)
+        os.replace(tmp, dst)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def _network_vars(model):
