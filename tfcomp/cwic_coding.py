@@ -1,4 +1,4 @@
-"""CWIC entropy coding: channel-causal context tables and range coding of the kept bits.
+"""CWIC entropy coding: context tables (channel-causal, checkerboard in-channel) and range coding.
 
 The kept bits of channel k are coded with a context built from channels < k (the bit at the
 same position in channels k-1 and k-2, the 4-neighbourhood of channel k-1, the channel group,

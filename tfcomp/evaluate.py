@@ -32,7 +32,7 @@ def _load(item, mode):
     return read_image(item, mode=mode) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
 
 
-def _file_round_trip(codec, image, quality, path):
+def file_round_trip(codec, image, quality, path):
     """Writes codec.encode(image) to `path`, decodes the file as read back; (decoded, bpp)."""
     write_bytes(path, codec.encode(image, quality))
     with open(path, "rb") as f:
@@ -76,7 +76,7 @@ def evaluate_codec(codec_name, data, qualities=None, options=None, out_dir=None,
             h, w = image.shape[:2]
             for q in qualities:
                 path = os.path.join(folder, f"{name}_q{q}{codec.extension}")
-                decoded, bpp = _file_round_trip(codec, image, q, path)
+                decoded, bpp = file_round_trip(codec, image, q, path)
                 if out_dir:
                     write_image(os.path.join(folder, f"{name}_q{q}.png"), decoded)
                 ms = metrics.ms_ssim(image, decoded) if min(h, w) >= 161 else None
@@ -113,7 +113,7 @@ def evaluate_restorer(model_name, data, qualities=(10, 20, 30, 40), gray=False, 
             if gray and image.ndim == 3:
                 image = metrics.rgb_to_y(image, rounded=True)
             for q in qualities:
-                decoded, bpp = _file_round_trip(jpeg, image, q, os.path.join(folder, f"{name}_q{q}.jpg"))
+                decoded, bpp = file_round_trip(jpeg, image, q, os.path.join(folder, f"{name}_q{q}.jpg"))
                 restored = restore_array(model, decoded)
                 if out_dir:
                     write_image(os.path.join(folder, f"{name}_q{q}_restored.png"), restored)
@@ -148,7 +148,7 @@ def quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None)
         if q == start and at_start is not None:
             decoded, bpp = at_start
         else:
-            decoded, bpp = _file_round_trip(codec, image, q,
+            decoded, bpp = file_round_trip(codec, image, q,
                                             os.path.join(folder, f"{name}_eq{q}{codec.extension}"))
         nxt = q + step
         if bpp >= target_bpp or not codec.quality_min <= nxt <= codec.quality_max:
@@ -186,10 +186,10 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
         for name, item in progress(items, len(items), f"evaluate {model_name}", show_progress):
             image = _load(item, "rgb")
             path = os.path.join(folder, f"{name}_{model_name}_q{quality}{hiding.extension}")
-            output, bpp = _file_round_trip(hiding, image, quality, path)
+            output, bpp = file_round_trip(hiding, image, quality, path)
             with open(path, "rb") as f:
                 viewer = plain.decode(f.read())
-            same, same_bpp = _file_round_trip(plain, image, quality,
+            same, same_bpp = file_round_trip(plain, image, quality,
                                               os.path.join(folder, f"{name}_q{quality}{plain.extension}"))
             eq_q, eq, eq_bpp = quality_at_bpp(plain, image, bpp, quality, folder, name,
                                                at_start=(same, same_bpp))

@@ -27,7 +27,7 @@ def main(argv=None):
     from tfcomp import metrics
     from tfcomp.codecs import get_codec
     from tfcomp.errors import InputError
-    from tfcomp.evaluate import _file_round_trip, quality_at_bpp
+    from tfcomp.evaluate import file_round_trip, quality_at_bpp
     from tfcomp.imageio import read_image
     from tfcomp.plot import plot_crops, worst_crop
     try:
@@ -49,9 +49,11 @@ def main(argv=None):
 
     panels, jpeg_outputs = [("original", image)], []
     for rate in rates:
-        decoded, bpp = _file_round_trip(cwic, image, rate, os.path.join(folder, f"{name}_r{rate}.cwic"))
+        path = os.path.join(folder, f"{name}_r{rate}.cwic")
+        decoded, bpp = file_round_trip(cwic, image, rate, path)
         q, jdec, jbpp = quality_at_bpp(jpeg, image, bpp, jpeg.quality_min, folder, name)
-        panels += [(caption(f"JPEG q{q}", jdec, jbpp), jdec), (caption(f"cwic-{rate}", decoded, bpp), decoded)]
+        panels += [(caption(f"JPEG q{q}", jdec, jbpp), jdec),
+                   (caption(f"cwic-{rate}", decoded, bpp), decoded)]
         jpeg_outputs.append(jdec)
     box = worst_crop(image, jpeg_outputs[len(jpeg_outputs) // 2], args.crop)
     h, w = image.shape[:2]

@@ -27,8 +27,8 @@ def main(argv=None):
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {args.dst} ({os.path.getsize(args.dst) / 1e6:.1f} MB, was "
-          f"{os.path.getsize(args.src) / 1e6:.1f} MB)" if args.src != args.dst else f"wrote {args.dst}")
+    size = f"{os.path.getsize(args.dst) / 1e6:.1f} MB"
+    print(f"wrote {args.dst} ({size})")
     return 0
 
 
