@@ -271,8 +271,8 @@ def test_train_cwic_writes_slim_weights_that_load(tmp_path):
 
 
 def test_context_families_round_trip_and_rank_as_expected():
-    from tfcomp.cwic_contexts import FAMILIES, compare_families, count, decode_bits, encode_bits
-    from tfcomp.cwic_coding import _cdf_rows
+    from tfcomp.cwic_coding import FAMILIES, decode_bits, encode_bits
+    from tfcomp.cwic_contexts import compare_families
     rng = np.random.default_rng(1)
     h, w, n, levels = 10, 14, 8, 2
 
@@ -285,7 +285,10 @@ def test_context_families_round_trip_and_rank_as_expected():
 
     train, test = [sample() for _ in range(6)], [sample() for _ in range(2)]
     for family in FAMILIES:
-        cdf = _cdf_rows(count(family, train, n, levels))
+        tables = ContextTables(n, levels, family=family)
+        for b, q in train:
+            tables.accumulate(b, q)
+        cdf = tables.bit_cdf
         bits, q = test[0][0], np.full((h, w), levels - 1)  # every bit kept: every step taken
         decoded, steps = decode_bits(family, encode_bits(family, bits, q, cdf, n, levels), q, cdf,
                                      n, levels)
@@ -298,7 +301,7 @@ def test_context_families_round_trip_and_rank_as_expected():
     assert rows["checkerboard"]["coded_bpp"] < 0.8 * rows["channel"]["coded_bpp"]
     assert rows["group"]["saving"] < 0.1  # random bits: nothing to gain without context
     with pytest.raises(ValueError, match="unknown context family"):
-        count("nope", train, n, levels)
+        ContextTables(n, levels, family="nope")
 
 
 def test_shipped_rate_models_order_and_beat_jpeg_on_ms_ssim():

@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["BIT_GROUPS", "FAMILIES", "DEFAULT_FAMILY", "num_bit_contexts", "num_contexts",
            "num_map_contexts", "bit_contexts", "contexts", "decode_steps", "map_contexts",
            "ContextTables", "encode_bits", "decode_bits", "encode_streams", "decode_streams",
-           "masked_bits"]
+           "kept_counts", "masked_bits"]
 
 PRECISION = 16
 BIT_GROUPS = 8
@@ -125,13 +125,14 @@ def decode_steps(family, h, w):
     return [np.ones((h, w), bool)]
 
 
-def _kept(q, n, levels):
+def kept_counts(q, n, levels):
+    """Channels kept at each position (int64 [h, w]) for importance levels q."""
     return (np.asarray(q, np.int64) + 1) * (n // levels)
 
 
 def _symbols(family, bits, q, n, levels):
     """(contexts, values) of every kept bit in decoding order."""
-    kept, h, w = _kept(q, n, levels), q.shape[0], q.shape[1]
+    kept, h, w = kept_counts(q, n, levels), q.shape[0], q.shape[1]
     steps = decode_steps(family, h, w)
     idx, val = [], []
     for k in range(n):
@@ -210,8 +211,7 @@ class ContextTables:
 
 def masked_bits(bits, q, n, levels):
     """The decoder's input: bits [h, w, n] with channels k >= kept(q) zeroed (float32)."""
-    kept = (q.astype(np.int64) + 1) * (n // levels)
-    return (bits * (np.arange(n) < kept[:, :, None])).astype(np.float32)
+    return (bits * (np.arange(n) < kept_counts(q, n, levels)[:, :, None])).astype(np.float32)
 
 
 def encode_bits(family, bits, q, cdf, n, levels):
@@ -229,7 +229,7 @@ def decode_bits(family, stream, q, cdf, n, levels):
     Returns (bits uint8 [h, w, n], number of sequential decoding steps taken)."""
     import tensorflow as tf
     import tensorflow_compression as tfc
-    kept, h, w = _kept(q, n, levels), q.shape[0], q.shape[1]
+    kept, h, w = kept_counts(q, n, levels), q.shape[0], q.shape[1]
     bits = np.zeros((h, w, n), np.uint8)
     dec = tfc.create_range_decoder(stream, cdf)
     taken, steps = 0, decode_steps(family, h, w)

@@ -18,19 +18,10 @@ import time
 
 import numpy as np
 
-from .cwic_coding import (FAMILIES, _cdf_rows, _kept, _symbols, decode_bits, encode_bits,
+from .cwic_coding import (FAMILIES, ContextTables, decode_bits, encode_bits, kept_counts,
                           num_contexts)
 
-__all__ = ["FAMILIES", "count", "compare_families"]
-
-
-def count(family, samples, n, levels):
-    """(context, bit) counts [C, 2] over samples = iterable of (bits [h, w, n], q [h, w])."""
-    counts = np.zeros((num_contexts(family), 2))
-    for bits, q in samples:
-        idx, val = _symbols(family, bits, q, n, levels)
-        np.add.at(counts, (idx, val), 1)
-    return counts
+__all__ = ["FAMILIES", "compare_families"]
 
 
 def compare_families(train, test, n, levels, families=FAMILIES):
@@ -41,10 +32,13 @@ def compare_families(train, test, n, levels, families=FAMILIES):
     mean sequential steps and mean encode / decode seconds per image.
     """
     rows = []
-    raw = sum(int((_kept(q, n, levels)[:, :, None] > np.arange(n)).sum()) for _, q, _ in test)
+    raw = sum(int(kept_counts(q, n, levels).sum()) for _, q, _ in test)
     pixels = sum(p for _, _, p in test)
     for family in families:
-        cdf = _cdf_rows(count(family, train, n, levels))
+        tables = ContextTables(n, levels, family=family)
+        for bits, q in train:
+            tables.accumulate(bits, q)
+        cdf = tables.bit_cdf
         encode_bits(family, *test[0][:2], cdf, n, levels)  # warm-up: first calls load TF ops
         coded, steps, t_enc, t_dec = 0, [], [], []
         for bits, q, _ in test:
@@ -54,7 +48,7 @@ def compare_families(train, test, n, levels, families=FAMILIES):
             decoded, taken = decode_bits(family, stream, q, cdf, n, levels)
             t_dec.append(time.perf_counter() - t1)
             t_enc.append(t1 - t0)
-            kept = _kept(q, n, levels)[:, :, None] > np.arange(n)
+            kept = kept_counts(q, n, levels)[:, :, None] > np.arange(n)
             if not np.array_equal(decoded * kept, bits * kept):
                 raise AssertionError(f"context family {family}: decoded bits differ")
             coded += 8 * len(stream)

@@ -26,11 +26,11 @@ def fit_tables(weights, config, data, out, max_images=None, show_progress=True):
 def coding_report(model, tables, images):
     """Bits per pixel of the kept bits stored raw vs context-coded, over (name, array) items."""
     from .codecs.cwic import analyse
-    from .cwic_coding import encode_streams
+    from .cwic_coding import encode_streams, kept_counts
     raw = coded_bits = coded_map = raw_map = pixels = 0
     for _, image in images:
         bits, q = analyse(model, image)
-        kept = (q + 1) * (model.n // model.levels)
+        kept = kept_counts(q, model.n, model.levels)
         map_stream, bit_stream = encode_streams(bits, q, tables)
         raw += int(kept.sum())
         raw_map += q.size * int(np.ceil(np.log2(model.levels)))

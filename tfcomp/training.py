@@ -7,8 +7,8 @@ import tempfile
 import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
-           "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights", "halve_weights_file",
-           "train_restorer", "train_cwic",
+           "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights",
+           "copy_network_weights", "halve_weights_file", "train_restorer", "train_cwic",
            "train_hiding", "train_jpdse"]
 
 
