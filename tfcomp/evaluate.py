@@ -149,7 +149,7 @@ def quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None)
             decoded, bpp = at_start
         else:
             decoded, bpp = file_round_trip(codec, image, q,
-                                            os.path.join(folder, f"{name}_eq{q}{codec.extension}"))
+                                           os.path.join(folder, f"{name}_eq{q}{codec.extension}"))
         nxt = q + step
         if bpp >= target_bpp or not codec.quality_min <= nxt <= codec.quality_max:
             return q, decoded, bpp
@@ -190,9 +190,9 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
             with open(path, "rb") as f:
                 viewer = plain.decode(f.read())
             same, same_bpp = file_round_trip(plain, image, quality,
-                                              os.path.join(folder, f"{name}_q{quality}{plain.extension}"))
+                                             os.path.join(folder, f"{name}_q{quality}{plain.extension}"))
             eq_q, eq, eq_bpp = quality_at_bpp(plain, image, bpp, quality, folder, name,
-                                               at_start=(same, same_bpp))
+                                              at_start=(same, same_bpp))
             if out_dir:
                 write_image(os.path.join(folder, f"{name}_{model_name}_q{quality}.png"), output)
             eq_restored = restore_array(post, eq)

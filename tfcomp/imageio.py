@@ -406,13 +406,13 @@ def write_bytes(path, data):
     _atomic_write(path, writer)
 
 
-# --------------------------------------------------------------------------- conversions
-
-
 def write_json(path, obj):
     """Atomically write `obj` as indented JSON (the layout of every tfcomp result file)."""
     import json
     write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+# --------------------------------------------------------------------------- conversions
 
 
 def to_float(array):
