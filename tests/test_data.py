@@ -1,12 +1,14 @@
 """Tests for tfcomp.data: image listing, the training patch pipeline and validation patches."""
 
+import math
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
 
 from tfcomp.codecs.graph_jpeg import jpeg_roundtrip
-from tfcomp.data import PatchConfig, eval_patches, list_images, patch_dataset
+from tfcomp.data import PatchConfig, draw_quality, eval_patches, list_images, patch_dataset
 from tfcomp.errors import InputError
 
 P = 32
@@ -78,7 +80,7 @@ def test_list_images_bad_glob(tmp_path):
     {"quality": 0}, {"quality": 101},
     {"quality_range": (0, 10)}, {"quality_range": (50, 40)}, {"quality_range": (10, 101)},
     {"quality": 10, "quality_range": (10, 20)},
-    {"patch_size": 4},
+    {"patch_size": 4}, {"quality_range": (10, 90), "quality_sampling": "beta"},
 ])
 def test_patch_config_rejects(kwargs):
     with pytest.raises(ValueError):
@@ -105,9 +107,11 @@ def test_patches_without_quality_are_clean(image_dir):
     np.testing.assert_array_equal(x, y)
 
 
-def test_quality_range(image_dir):
+@pytest.mark.parametrize("sampling", ["uniform", "log"])
+def test_quality_range(image_dir, sampling):
     lo, hi = 20, 26
-    ds = patch_dataset(image_dir, PatchConfig(patch_size=P, quality_range=(lo, hi)),
+    ds = patch_dataset(image_dir, PatchConfig(patch_size=P, quality_range=(lo, hi),
+                                              quality_sampling=sampling),
                        batch_size=B, seed=3)
     qualities = []
     for x, y in _first(ds, 2):
@@ -119,6 +123,18 @@ def test_quality_range(image_dir):
             assert match, f"patch {i} is not a JPEG q{lo}..{hi} round trip"
             qualities.append(match[0])
     assert len(set(qualities)) > 1, qualities
+
+
+@pytest.mark.parametrize("sampling, share_at_most_20", [
+    ("uniform", 11 / 81),                               # q 10..20 of 10..90
+    ("log", math.log(21 / 10) / math.log(91 / 10)),     # P(q <= 20) under density ~ 1/q
+])
+def test_quality_sampling_distribution(sampling, share_at_most_20):
+    cfg = PatchConfig(patch_size=P, quality_range=(10, 90), quality_sampling=sampling)
+    draw = tf.function(lambda seed: draw_quality(seed, cfg))
+    q = np.array([int(draw(tf.constant([7, i], tf.int64))) for i in range(3000)])
+    assert q.min() == 10 and q.max() <= 90 and q.max() >= 85
+    assert abs(np.mean(q <= 20) - share_at_most_20) < 0.03, np.mean(q <= 20)
 
 
 def test_single_quality_range_equals_fixed_quality(image_dir):

@@ -281,6 +281,38 @@ def test_init_weights_start_a_run_from_a_checkpoint(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-6)  # lr 1e-9: the run started from a's values
 
 
+def test_precision_policy_is_scoped_and_keeps_the_output_float32():
+    import tensorflow as tf
+    from tfcomp.models.restorer import build_restorer
+    from tfcomp.training import precision_policy
+
+    with precision_policy("mixed_bfloat16"):
+        model = build_restorer(widths=(8, 8, 8, 8))
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    assert model.get_layer("unit1_conv3a").compute_dtype == "bfloat16"
+    assert model.output.dtype == tf.float32  # the loss and the image stay float32
+    assert all(w.dtype == tf.float32 for w in model.weights)
+    with pytest.raises(ValueError, match="precision"):
+        with precision_policy("float16"):
+            pass
+
+
+def test_mixed_bfloat16_run_writes_float32_weights(tmp_path):
+    import tensorflow as tf
+    from tfcomp.training import train_restorer
+
+    data = _write_images(tmp_path / "data")
+    out = tmp_path / "bf16.weights.h5"
+    history = train_restorer(data=str(data), run_dir=str(tmp_path / "run"), out=str(out),
+                             widths=(8, 8, 8, 8), quality=20, steps=4, steps_per_epoch=2,
+                             batch_size=4, patch_size=32, lr_schedule="1e-3",
+                             precision="mixed_bfloat16", verbose=0)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    assert np.all(np.isfinite(history.history["loss"]))
+    weights = _load_weights(out)  # a float32 model reads them
+    assert all(w.dtype == np.float32 and np.all(np.isfinite(w)) for w in weights)
+
+
 # 6. -------------------------------------------------------------------------------------
 
 def test_cli_help():
@@ -314,3 +346,11 @@ def test_halve_weights_file_loads_as_float32_and_halves_bytes(tmp_path):
         np.testing.assert_allclose(b.numpy(), a.numpy().astype(np.float16).astype(np.float32))
     assert os.path.getsize(dst) < 0.75 * os.path.getsize(src)
     assert not [p for p in os.listdir(tmp_path) if "tmp" in p]
+
+
+def test_bench_train_step_times_each_precision():
+    from tfcomp.bench import bench_train_step
+    from tfcomp.training import PRECISIONS
+    rows = bench_train_step(batch=1, patch=16, repeat=1, widths=(8, 8, 8, 8))
+    assert [name for name, _ in rows] == list(PRECISIONS)
+    assert all(s > 0 for _, s in rows)

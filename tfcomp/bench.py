@@ -81,6 +81,31 @@ def bench_restorer(model, sizes=((1, 512, 512), (8, 256, 256), (32, 128, 128)), 
     return rows
 
 
+def bench_train_step(batch=8, patch=128, repeat=3, widths=None):
+    """Rows (precision, seconds per step) of one restorer training step (MSE, Adam) per
+    tfcomp.training.PRECISIONS, on random batches of `batch` x `patch`^2 RGB patches."""
+    import tensorflow as tf
+    from .models.restorer import DEFAULT_WIDTHS, build_restorer
+    from .training import PRECISIONS, precision_policy
+    x = tf.random.uniform((batch, patch, patch, 3))
+    y = tf.random.uniform((batch, patch, patch, 3))
+    rows = []
+    for name in PRECISIONS:
+        with precision_policy(name):
+            model = build_restorer(widths=widths or DEFAULT_WIDTHS)
+        opt = tf.keras.optimizers.Adam(1e-5)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(model(x, training=True) - y))
+            opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                                    model.trainable_variables))
+            return loss
+        rows.append((name, time_call(lambda: step().numpy(), repeat, warmup=2)))
+    return rows
+
+
 def bench_cwic(image, repeat=3):
     """(label, rows) for the cwic stages on `image`: encoder net, range coding, decoding, decoder net.
 
@@ -151,6 +176,11 @@ def main(argv=None):
     jpeg_dec = rows[0][5]
     print(f"\nRestoring the 768x512 photo takes about {0.393216 / base:.2f} s, "
           f"{0.393216 / base / jpeg_dec:.0f}x the JPEG decode time.")
+    trows = bench_train_step(repeat=max(2, args.repeat // 2))
+    print("\nRestorer training step (batch 8 of 128x128, MSE + Adam; train_restorer.py "
+          "--precision); ratio = float32 time / this time")
+    print(format_table(["precision", "s/step", "speed-up"],
+                       [r + (trows[0][1] / r[1],) for r in trows]))
     return 0
 
 

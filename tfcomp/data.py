@@ -1,5 +1,7 @@
 """tf.data pipelines: images from a folder or glob -> augmented (compressed, clean) patches."""
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -8,7 +10,7 @@ from .errors import InputError
 from .imageio import IMAGE_EXTENSIONS, list_images
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "patch_dataset",
-           "PatchConfig", "eval_patches", "image_sizes", "decode_file"]
+           "PatchConfig", "QUALITY_SAMPLING", "draw_quality", "eval_patches", "image_sizes", "decode_file"]
 
 
 def image_sizes(paths):
@@ -31,16 +33,25 @@ def decode_file(path, channels):
     return tf.ensure_shape(image, [None, None, channels])
 
 
+#: How a quality-range config draws each patch's JPEG quality.
+QUALITY_SAMPLING = ("uniform", "log")
+
+
 class PatchConfig:
     """Augmentation and degradation settings for `patch_dataset`.
 
     Defaults are the seed project's: one random crop per image visit; with p=0.5 a
     bicubic rescale by 0.9/0.8/0.7/0.6; with p=0.5 a rotation by 90/180/270; plus
     horizontal flips with p=0.5.
+
+    With `quality_range`, each patch's JPEG quality is drawn from LO..HI: uniformly
+    (`quality_sampling="uniform"`) or log-uniformly ("log": density ~ 1/q, so the low
+    qualities, where there is most to restore, get more of the patches).
     """
 
     def __init__(self, patch_size=128, channels=3, quality=None, quality_range=None,
-                 rescale_prob=0.5, scales=(0.9, 0.8, 0.7, 0.6), rot_prob=0.5, flip_prob=0.5):
+                 rescale_prob=0.5, scales=(0.9, 0.8, 0.7, 0.6), rot_prob=0.5, flip_prob=0.5,
+                 quality_sampling="uniform"):
         if quality is not None and quality_range is not None:
             raise ValueError("give either quality or quality_range, not both")
         if quality is not None and not 1 <= quality <= 100:
@@ -49,6 +60,9 @@ class PatchConfig:
             lo, hi = quality_range
             if not 1 <= lo <= hi <= 100:
                 raise ValueError(f"quality_range must satisfy 1 <= lo <= hi <= 100, got {quality_range}")
+        if quality_sampling not in QUALITY_SAMPLING:
+            raise ValueError(f"quality_sampling must be one of {QUALITY_SAMPLING}, "
+                             f"got {quality_sampling!r}")
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if patch_size < 8:
@@ -57,6 +71,7 @@ class PatchConfig:
         self.channels = int(channels)
         self.quality = quality
         self.quality_range = tuple(quality_range) if quality_range is not None else None
+        self.quality_sampling = quality_sampling
         self.rescale_prob = float(rescale_prob)
         self.scales = tuple(float(s) for s in scales)
         self.rot_prob = float(rot_prob)
@@ -96,13 +111,21 @@ def _augment(image, seed, cfg):
         tf.image.convert_image_dtype(patch, tf.float32)
 
 
+def draw_quality(seed, cfg):
+    """The JPEG quality (int32 scalar) of one patch of a quality-range config, stateless in seed."""
+    lo, hi = cfg.quality_range
+    if cfg.quality_sampling == "log":
+        # floor(exp(U(log lo, log(hi + 1)))): P(q) ~ log((q + 1) / q), every q reachable.
+        u = tf.random.stateless_uniform([], seed, math.log(lo), math.log(hi + 1))
+        return tf.clip_by_value(tf.cast(tf.floor(tf.exp(u)), tf.int32), lo, hi)
+    return tf.random.stateless_uniform([], seed, lo, hi + 1, dtype=tf.int32)
+
+
 def _degrade(patch, seed, cfg):
     if cfg.quality is not None:
         return jpeg_roundtrip(patch, cfg.quality)
     if cfg.quality_range is not None:
-        lo, hi = cfg.quality_range
-        q = tf.random.stateless_uniform([], seed, lo, hi + 1, dtype=tf.int32)
-        return jpeg_roundtrip(patch, q)
+        return jpeg_roundtrip(patch, draw_quality(seed, cfg))
     return patch
 
 

@@ -1,5 +1,6 @@
 """Training plumbing shared by the training scripts: strategies, schedules, callbacks, fit."""
 
+import contextlib
 import json
 import os
 import tempfile
@@ -8,7 +9,8 @@ import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
            "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights",
-           "copy_network_weights", "halve_weights_file", "train_restorer", "train_cwic",
+           "copy_network_weights", "halve_weights_file", "precision_policy", "PRECISIONS",
+           "train_restorer", "train_cwic",
            "train_hiding", "train_jpdse"]
 
 
@@ -31,6 +33,27 @@ def make_strategy(cpu_devices=1):
             cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_devices)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:max(1, cpu_devices)]
     return tf.distribute.MirroredStrategy(devices)
+
+
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
+@contextlib.contextmanager
+def precision_policy(name):
+    """Sets the Keras global dtype policy for the models built inside; restores it after.
+
+    "mixed_bfloat16" computes in bfloat16 with float32 variables (so checkpoints and shipped
+    weights stay float32); on CPUs with AMX / AVX512-BF16 it trains the restorer ~2.4x
+    faster than float32 here (make bench). Elsewhere it can be slower.
+    """
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {name!r}")
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def is_chief(strategy):
@@ -226,21 +249,24 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    widths=None, quality=None, quality_range=None, steps=5000,
                    steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="5e-4",
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
-                   identity=True, loss_power=0.0, verbose=1, strategy=None):
+                   quality_sampling="uniform", identity=True, loss_power=0.0,
+                   precision="float32", verbose=1, strategy=None):
     """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
 
+    `quality_sampling` ("uniform" / "log") is how a quality range is drawn (PatchConfig).
     `loss_power` > 0 weights each patch's MSE by its input's MSE to that power
     (data.relative_weights): 1 balances the qualities in relative terms, 0 is plain MSE.
 
     `identity=True` starts from the identity map (models.restorer.identity_init) unless
-    `init_weights` are given.
+    `init_weights` are given. `precision` is a precision_policy name: "mixed_bfloat16"
+    trains with bfloat16 compute; the weights written are float32 either way.
     """
     from .data import PatchConfig, eval_patches, patch_dataset, relative_weights
     from .models.restorer import DEFAULT_WIDTHS, build_restorer, identity_init
 
     strategy = strategy or make_strategy(cpu_devices)
     config = PatchConfig(patch_size=patch_size, channels=channels, quality=quality,
-                         quality_range=quality_range)
+                         quality_range=quality_range, quality_sampling=quality_sampling)
     dataset = patch_dataset(data, config, batch_size, seed=seed)
     if loss_power:
         dataset = dataset.map(lambda x, y: (x, y, relative_weights(x, y, loss_power)))
@@ -264,10 +290,11 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
         model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)),
                       loss="mse", metrics=[psnr_metric])
 
-    return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out, steps=steps,
-                        steps_per_epoch=steps_per_epoch, strategy=strategy,
-                        validation=validation, batch_size=batch_size,
-                        init_weights=init_weights, verbose=verbose)[1]
+    with precision_policy(precision):
+        return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out,
+                            steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
+                            validation=validation, batch_size=batch_size,
+                            init_weights=init_weights, verbose=verbose)[1]
 
 
 def _adam_compile(lr_schedule):

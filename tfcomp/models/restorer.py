@@ -8,8 +8,8 @@ __all__ = ["build_restorer", "identity_init", "DEFAULT_WIDTHS", "receptive_radiu
 DEFAULT_WIDTHS = (128, 64, 32, 16)
 
 
-def _conv(filters, size, name):
-    return tf.keras.layers.Conv2D(filters, size, padding="same", name=name)
+def _conv(filters, size, name, dtype=None):
+    return tf.keras.layers.Conv2D(filters, size, padding="same", name=name, dtype=dtype)
 
 
 def _prelu(name):
@@ -28,6 +28,8 @@ def build_restorer(channels=3, widths=DEFAULT_WIDTHS, name="restorer"):
     The layout per width w in (w1, w2, w3): conv3x3(->w), conv1x1(w), PReLU, conv3x3(w),
     PReLU; then conv1x1(->w4), PReLU; then a linear conv5x5 back to `channels`.
     Stride 1, same padding, no global skip connection and no output clamp.
+    The output conv always computes in float32, so under a mixed-precision policy
+    (training with bfloat16 compute) the image and the loss stay float32.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -44,7 +46,7 @@ def build_restorer(channels=3, widths=DEFAULT_WIDTHS, name="restorer"):
         x = _prelu(f"unit{i}_preluB")(x)
     x = _conv(widths[3], 1, "squeeze_conv1")(x)
     x = _prelu("squeeze_prelu")(x)
-    outputs = _conv(channels, 5, "output_conv5")(x)
+    outputs = _conv(channels, 5, "output_conv5", dtype="float32")(x)
     return tf.keras.Model(inputs, outputs, name=name)
 
 
