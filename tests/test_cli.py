@@ -153,3 +153,15 @@ def test_evaluate_restorer_checkpoint_weights(capsys, tmp_path):
     code, _, err = run(capsys, "evaluate", "--restorer", "restorer-blind", "--weights",
                        tmp_path / "none.weights.h5", "--data", data, "--json", tmp_path / "s.json")
     assert code != 0 and "--weights" in err and not (tmp_path / "s.json").exists()
+
+
+def test_demo_writes_table_json_and_plot(tmp_path, capsys):
+    # make demo's job on one quality: the shipped blind model on the scikit-image photos.
+    from tfcomp.demo import run_demo
+    run_demo(str(tmp_path), qualities=(30,))
+    out = capsys.readouterr().out
+    assert "PSNR restored" in out and "restorer-blind" in out
+    with open(tmp_path / "demo.json") as f:
+        [point] = json.load(f)["points"]
+    assert point["quality"] == 30 and point["psnr_gain"] > 0.5
+    assert (tmp_path / "demo_rd.png").stat().st_size > 0

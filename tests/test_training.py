@@ -306,8 +306,10 @@ def test_mixed_bfloat16_run_writes_float32_weights(tmp_path):
     history = train_restorer(data=str(data), run_dir=str(tmp_path / "run"), out=str(out),
                              widths=(8, 8, 8, 8), quality=20, steps=4, steps_per_epoch=2,
                              batch_size=4, patch_size=32, lr_schedule="1e-3",
-                             precision="mixed_bfloat16", verbose=0)
+                             precision="mixed_bfloat16", keep_epochs=True, verbose=0)
     assert tf.keras.mixed_precision.global_policy().name == "float32"
+    kept = sorted(os.listdir(tmp_path / "run" / "checkpoints"))
+    assert kept == ["epoch-001.weights.h5", "epoch-002.weights.h5", "latest.weights.h5"], kept
     assert np.all(np.isfinite(history.history["loss"]))
     weights = _load_weights(out)  # a float32 model reads them
     assert all(w.dtype == np.float32 and np.all(np.isfinite(w)) for w in weights)
@@ -346,6 +348,37 @@ def test_halve_weights_file_loads_as_float32_and_halves_bytes(tmp_path):
         np.testing.assert_allclose(b.numpy(), a.numpy().astype(np.float16).astype(np.float32))
     assert os.path.getsize(dst) < 0.75 * os.path.getsize(src)
     assert not [p for p in os.listdir(tmp_path) if "tmp" in p]
+
+
+def test_average_weights_files_is_the_elementwise_mean(tmp_path):
+    from tfcomp.models.restorer import build_restorer
+    from tfcomp.training import average_weights_files
+    paths, values = [], []
+    for i in range(3):
+        model = build_restorer(widths=(8, 8, 8, 8))  # a fresh random init each time
+        paths.append(str(tmp_path / f"e{i}.weights.h5"))
+        model.save_weights(paths[-1])
+        values.append(model.get_weights())
+    out = str(tmp_path / "mean.weights.h5")
+    average_weights_files(paths, out)
+    mean = build_restorer(widths=(8, 8, 8, 8))
+    mean.load_weights(out)
+    for got, *each in zip(mean.get_weights(), *values):
+        np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-6, atol=1e-7)
+    # Different models cannot be averaged; nothing is written then.
+    build_restorer(widths=(8, 8, 8, 4)).save_weights(str(tmp_path / "other.weights.h5"))
+    with pytest.raises(ValueError, match="differ"):
+        average_weights_files([paths[0], str(tmp_path / "other.weights.h5")],
+                              str(tmp_path / "bad.weights.h5"))
+    assert not [p for p in os.listdir(tmp_path) if "tmp" in p or p.startswith("bad")]
+
+
+def test_average_weights_cli_missing_file(tmp_path):
+    proc = _run([sys.executable, os.path.join(ROOT, "training", "average_weights.py"),
+                 str(tmp_path / "nope.weights.h5"), "--out", str(tmp_path / "o.weights.h5")],
+                timeout=60)
+    assert proc.returncode == 2 and "no such weights file" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o.weights.h5").exists()
 
 
 def test_bench_train_step_times_each_precision():

@@ -18,7 +18,8 @@ def sample_images():
 
 def run_demo(out_dir, model_name="restorer-blind", qualities=(10, 20, 30, 40)):
     """Compresses, restores, prints a table, writes JSON, an RD plot and the images."""
-    from .cli import _write_json, format_table
+    from .cli import format_table
+    from .imageio import write_json
     from .evaluate import evaluate_restorer
     from .models import get_spec
     from .plot import plot_restorers
@@ -31,7 +32,7 @@ def run_demo(out_dir, model_name="restorer-blind", qualities=(10, 20, 30, 40)):
     result["data"] = "scikit-image samples: " + ", ".join(SAMPLES)
     json_path = os.path.join(out_dir, "demo.json")
     plot_path = os.path.join(out_dir, "demo_rd.png")
-    _write_json(json_path, result)
+    write_json(json_path, result)
     plot_restorers([result], plot_path)
     rows = [(p["quality"], p["bpp"], p["jpeg"]["psnr"], p["restored"]["psnr"], p["psnr_gain"],
              p["jpeg"]["ssim"], p["restored"]["ssim"]) for p in result["points"]]

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
            "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights",
-           "copy_network_weights", "halve_weights_file", "precision_policy", "PRECISIONS",
+           "copy_network_weights", "halve_weights_file", "average_weights_files", "precision_policy", "PRECISIONS",
            "train_restorer", "train_cwic",
            "train_hiding", "train_jpdse"]
 
@@ -162,37 +162,83 @@ def save_slim_weights(model, build_fn, path):
     fresh.save_weights(path)
 
 
+def _map_weights_files(srcs, dst, combine, skip=()):
+    """Writes to `dst` the structure of the .h5 files `srcs` (identical groups, attributes and
+    dataset names) with each dataset's value `combine(name, [value from each file])`, leaving
+    out the top-level groups named in `skip`. Written to a temp file and renamed, so `dst`
+    is never half-written."""
+    import h5py
+
+    def copy(sources, target):
+        target.attrs.update(sources[0].attrs)
+        for key, item in sources[0].items():
+            if item.name.lstrip("/") in skip:
+                continue
+            others = [s.get(key) for s in sources[1:]]
+            if any(o is None or isinstance(o, h5py.Group) != isinstance(item, h5py.Group)
+                   for o in others):
+                raise ValueError(f"{item.name}: the weights files differ in structure")
+            if isinstance(item, h5py.Group):
+                copy([item] + others, target.create_group(key))
+            else:
+                target.create_dataset(key, data=combine(item.name, [item[()]] + [o[()] for o in others]))
+                target[key].attrs.update(item.attrs)
+
+    tmp = f"{dst}.tmp-{os.getpid()}.h5"
+    files = []
+    try:
+        files = [h5py.File(s, "r") for s in srcs]
+        with h5py.File(tmp, "w") as fout:
+            copy(files, fout)
+        os.replace(tmp, dst)
+    finally:
+        for f in files:
+            f.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def halve_weights_file(src, dst):
     """Copies a Keras weights file (.h5) with every float32 array stored as float16.
 
     Half the bytes for the shipped files; Keras casts back to the variables' float32 on
     load (relative rounding error <= 2**-11). Written to a temp file and renamed.
     """
-    import h5py
     import numpy as np
 
-    def copy(source, target):
-        target.attrs.update(source.attrs)
-        for key, item in source.items():
-            if isinstance(item, h5py.Group):
-                copy(item, target.create_group(key))
-            else:
-                data = item[()]
-                if isinstance(data, np.ndarray) and data.dtype == np.float32:
-                    if np.any(np.abs(data) > np.finfo(np.float16).max):
-                        raise ValueError(f"{item.name}: values beyond float16's range")
-                    data = data.astype(np.float16)
-                target.create_dataset(key, data=data)
-                target[key].attrs.update(item.attrs)
+    def halve(name, values):
+        data = values[0]
+        if isinstance(data, np.ndarray) and data.dtype == np.float32:
+            if np.any(np.abs(data) > np.finfo(np.float16).max):
+                raise ValueError(f"{name}: values beyond float16's range")
+            data = data.astype(np.float16)
+        return data
 
-    tmp = f"{dst}.tmp-{os.getpid()}.h5"
-    try:
-        with h5py.File(src, "r") as fin, h5py.File(tmp, "w") as fout:
-            copy(fin, fout)
-        os.replace(tmp, dst)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    _map_weights_files([src], dst, halve)
+
+
+def average_weights_files(srcs, dst):
+    """Writes the element-wise mean of several weights files of one model (e.g. the
+    checkpoints of the last epochs of a run: checkpoint averaging, as in SWA).
+
+    Floating-point arrays are averaged in float64 and stored in their own dtype; other
+    arrays are taken from the last file. Shapes must match. Training checkpoints' optimizer
+    and metric state is left out: the result holds the model's variables only.
+    """
+    import numpy as np
+
+    if not srcs:
+        raise ValueError("no weights files to average")
+
+    def mean(name, values):
+        if any(np.shape(v) != np.shape(values[0]) for v in values):
+            raise ValueError(f"{name}: shapes differ between the weights files")
+        first = np.asarray(values[0])
+        if not np.issubdtype(first.dtype, np.floating):
+            return values[-1]
+        return np.mean([np.asarray(v, np.float64) for v in values], axis=0).astype(first.dtype)
+
+    _map_weights_files(list(srcs), dst, mean, skip=("optimizer", "metrics"))
 
 
 def _network_vars(model):
@@ -250,7 +296,7 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="5e-4",
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
                    quality_sampling="uniform", identity=True, loss_power=0.0,
-                   precision="float32", verbose=1, strategy=None):
+                   precision="float32", keep_epochs=False, verbose=1, strategy=None):
     """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
 
     `quality_sampling` ("uniform" / "log") is how a quality range is drawn (PatchConfig).
@@ -260,6 +306,8 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
     `identity=True` starts from the identity map (models.restorer.identity_init) unless
     `init_weights` are given. `precision` is a precision_policy name: "mixed_bfloat16"
     trains with bfloat16 compute; the weights written are float32 either way.
+    `keep_epochs` also keeps every epoch's weights (checkpoints/epoch-NNN.weights.h5), e.g.
+    for checkpoint averaging (average_weights_files).
     """
     from .data import PatchConfig, eval_patches, patch_dataset, relative_weights
     from .models.restorer import DEFAULT_WIDTHS, build_restorer, identity_init
@@ -290,11 +338,16 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
         model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)),
                       loss="mse", metrics=[psnr_metric])
 
+    callbacks = []
+    if keep_epochs:
+        callbacks.append(tf.keras.callbacks.ModelCheckpoint(
+            os.path.join(worker_dir(run_dir, strategy), "checkpoints", "epoch-{epoch:03d}.weights.h5"),
+            save_weights_only=True))
     with precision_policy(precision):
         return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out,
                             steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
                             validation=validation, batch_size=batch_size,
-                            init_weights=init_weights, verbose=verbose)[1]
+                            init_weights=init_weights, verbose=verbose, callbacks=callbacks)[1]
 
 
 def _adam_compile(lr_schedule):

@@ -33,6 +33,9 @@ def main(argv=None):
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
                    help="mixed_bfloat16: bfloat16 compute, float32 weights; ~2.4x faster on "
                         "CPUs with AMX/AVX512-BF16 (see README benchmarks), slower without")
+    p.add_argument("--keep-epochs", action="store_true",
+                   help="also keep every epoch's weights (RUN_DIR/checkpoints/epoch-NNN.weights.h5) "
+                        "for checkpoint averaging (training/average_weights.py)")
     args = p.parse_args(argv)
 
     from tfcomp.training import make_strategy, train_restorer
@@ -40,7 +43,8 @@ def main(argv=None):
     train_restorer(**run_options(args), out=args.out, channels=1 if args.gray else 3,
                    widths=args.widths, quality=args.quality, quality_range=args.quality_range,
                    quality_sampling=args.quality_sampling,
-                   identity=not args.random_init, loss_power=args.loss_power, precision=args.precision,
+                   identity=not args.random_init, loss_power=args.loss_power,
+                   precision=args.precision, keep_epochs=args.keep_epochs,
                    strategy=strategy)
     return 0
 
