@@ -10,7 +10,8 @@ from .errors import InputError
 from .imageio import IMAGE_EXTENSIONS, list_images
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "patch_dataset",
-           "PatchConfig", "QUALITY_SAMPLING", "draw_quality", "eval_patches", "image_sizes", "decode_file"]
+           "PatchConfig", "QUALITY_SAMPLING", "draw_quality", "eval_patches", "image_sizes",
+           "decode_file"]
 
 
 def image_sizes(paths):

@@ -9,9 +9,9 @@ import tensorflow as tf
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
            "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights",
-           "copy_network_weights", "halve_weights_file", "average_weights_files", "precision_policy", "PRECISIONS",
-           "train_restorer", "train_cwic",
-           "train_hiding", "train_jpdse"]
+           "copy_network_weights", "halve_weights_file", "average_weights_files",
+           "precision_policy", "PRECISIONS", "train_restorer", "train_cwic", "train_hiding",
+           "train_jpdse"]
 
 
 def make_strategy(cpu_devices=1):
@@ -181,7 +181,8 @@ def _map_weights_files(srcs, dst, combine, skip=()):
             if isinstance(item, h5py.Group):
                 copy([item] + others, target.create_group(key))
             else:
-                target.create_dataset(key, data=combine(item.name, [item[()]] + [o[()] for o in others]))
+                values = [item[()]] + [o[()] for o in others]
+                target.create_dataset(key, data=combine(item.name, values))
                 target[key].attrs.update(item.attrs)
 
     tmp = f"{dst}.tmp-{os.getpid()}.h5"

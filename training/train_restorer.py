@@ -34,8 +34,9 @@ def main(argv=None):
                    help="mixed_bfloat16: bfloat16 compute, float32 weights; ~2.4x faster on "
                         "CPUs with AMX/AVX512-BF16 (see README benchmarks), slower without")
     p.add_argument("--keep-epochs", action="store_true",
-                   help="also keep every epoch's weights (RUN_DIR/checkpoints/epoch-NNN.weights.h5) "
-                        "for checkpoint averaging (training/average_weights.py)")
+                   help="also keep every epoch's weights (RUN_DIR/checkpoints/"
+                        "epoch-NNN.weights.h5) for checkpoint averaging "
+                        "(training/average_weights.py)")
     args = p.parse_args(argv)
 
     from tfcomp.training import make_strategy, train_restorer
