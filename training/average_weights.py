@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Average several weights files of one model (checkpoint averaging), e.g. the last epochs' checkpoints:
 
-  python training/average_weights.py runs/restorer-blind4/epoch-*.weights.h5 --out blind.weights.h5
+  python training/average_weights.py runs/restorer-blind4/checkpoints/epoch-00{6,7,8}.weights.h5 \\
+      --out blind.weights.h5
 The shipped restorer-blind is made this way (see README). Logic: tfcomp.training.average_weights_files.
 """
 

@@ -18,7 +18,8 @@ def main(argv=None):
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--quality", type=int, help="train at one JPEG quality (seed: 10)")
     q.add_argument("--quality-range", type=int, nargs=2, metavar=("LO", "HI"),
-                   help="quality-blind: a uniformly random JPEG quality in LO..HI per patch")
+                   help="quality-blind: a random JPEG quality in LO..HI per patch "
+                        "(drawn as --quality-sampling says)")
     p.add_argument("--quality-sampling", choices=("uniform", "log"), default="uniform",
                    help="with --quality-range: draw q uniformly, or log-uniformly (more low "
                         "qualities, where there is most to restore); default %(default)s")
