@@ -321,6 +321,11 @@ def test_cli_help():
     proc = _run([sys.executable, CLI, "--help"], timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "--quality-range" in proc.stdout
+    # The script lists these choices itself (no TF import for --help): keep them in sync.
+    from tfcomp.data import QUALITY_SAMPLING
+    from tfcomp.training import PRECISIONS
+    assert "{" + ",".join(QUALITY_SAMPLING) + "}" in proc.stdout
+    assert "{" + ",".join(PRECISIONS) + "}" in proc.stdout
 
 
 def test_cli_rejects_quality_and_quality_range(tmp_path):
