@@ -322,3 +322,21 @@ def test_a_new_model_needs_only_its_registry_entry(registered, tmp_path):
     assert manifest["custom_ops"] == ["tensorflow_compression"]
     assert "import tensorflow_compression" in manifest["load"]
     assert manifest["weights"] == os.path.abspath(weights)
+
+
+def test_quality_gated_restorer_exports_with_parity(tmp_path):
+    """The blind model's quality gate (block-DCT statistics, dense layers, blend) survives
+    SavedModel, TFLite and ONNX export: float outputs equal TF's."""
+    tf.keras.utils.set_random_seed(4)
+    model = build_restorer(widths=(8, 8, 8, 8), name="tiny", quality_gate=True)
+    dense = model.get_layer("gate_dense2")  # a gate that really varies with the image
+    dense.set_weights([np.random.default_rng(1).normal(0, 1, dense.kernel.shape)
+                       .astype(np.float32), np.zeros(3, np.float32)])
+    out = str(tmp_path)
+    done = [("savedmodel", "float32", E.export_savedmodel(model, out, "gated",
+                                                          update_config=False)),
+            ("tflite", "float32", E.export_tflite(model, out, "gated")),
+            ("onnx", "float32", E.export_onnx(model, out, "gated", opset=13))]
+    rows = E.parity(model, artifacts=done)
+    assert all(r["ok"] for r in rows), E.format_parity(rows)
+    assert all(r["max_abs"] <= 1e-5 for r in rows if "max_abs" in r), E.format_parity(rows)

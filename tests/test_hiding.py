@@ -289,3 +289,14 @@ def test_worst_crop_finds_the_damaged_window():
     assert (h, w) == (16, 16)
     assert top <= 30 and top + h >= 40 and left <= 50 and left + w >= 60
     assert worst_crop(ref, dec, 500)[2:] == (60, 80)  # clipped to the image
+
+
+def test_decoder_starts_from_a_gated_restorer_file_without_its_gate(tmp_path):
+    """--decoder-init may be the (quality-gated) restorer-blind file: D gets its network."""
+    from tfcomp.models.restorer import split_gate
+    gated = build_restorer(widths=(4, 4, 4, 4), quality_gate=True)
+    path = str(tmp_path / "gated.weights.h5")
+    gated.save_weights(path)
+    model = build_hiding(width=4, depth=2, decoder_widths=(4, 4, 4, 4), decoder_init=path)
+    x = batch(1)
+    np.testing.assert_array_equal(model.decoder(x).numpy(), split_gate(gated)[1](x).numpy())

@@ -127,7 +127,9 @@ def test_registry_specs():
 
 
 def test_registry_spec_builds_the_full_network():
-    assert models.get_spec("restorer-blind").build().count_params() == 313_066
+    assert models.get_spec("restorer-q10").build().count_params() == 313_066
+    # The blind model is the same network plus its quality gate.
+    assert models.get_spec("restorer-blind").build().count_params() == 313_066 + 4_259
 
 
 def test_unknown_model():
@@ -192,3 +194,76 @@ def test_identity_init_starts_as_identity_and_keeps_param_count():
         np.testing.assert_allclose(model(x).numpy(), x.numpy(), atol=1e-6)
         # The random features are still there (not a degenerate network).
         assert np.std(model.get_layer("unit1_conv3a").kernel.numpy()[..., 3:]) > 0.01
+
+
+# -- quality gate --------------------------------------------------------------------------
+
+def test_gated_parameter_count_and_ungated_default_unchanged():
+    gated = build_restorer(quality_gate=True)
+    assert gated.count_params() == 313_066 + (128 * 32 + 32) + 32 + (32 * 3 + 3)
+    assert build_restorer().count_params() == 313_066
+    assert build_restorer(channels=1, quality_gate=True).count_params() == \
+        build_restorer(channels=1).count_params() + 128 * 32 + 32 + 32 + 33
+
+
+def test_block_dct_stats_match_an_independent_dct():
+    from scipy.fft import dctn
+
+    from tfcomp.models.restorer import BlockDCTStats
+    rng = np.random.default_rng(0)
+    img = rng.uniform(0, 1, (1, 21, 30, 3)).astype(np.float32)  # 2 x 3 whole blocks + edges
+    got = BlockDCTStats()(img).numpy()[0]
+    luma = 255.0 * (img[0] @ np.array([0.299, 0.587, 0.114]))
+    blocks = [dctn(luma[y:y + 8, x:x + 8], norm="ortho").ravel()
+              for y in (0, 8) for x in (0, 8, 16)]
+    c = np.array(blocks)
+    want = 0.25 * np.concatenate([np.log(np.mean(c ** 2, 0) + 0.01),
+                                  np.log(np.mean(np.abs(c), 0) + 0.1)])
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    # Tiny images are padded to one block instead of producing NaN.
+    assert np.isfinite(BlockDCTStats()(img[:, :3, :5]).numpy()).all()
+
+
+def test_gate_blends_network_output_with_input(tmp_path):
+    from tfcomp.models.restorer import load_core_weights, split_gate
+    plain = build_restorer(widths=TINY)
+    path = os.fspath(tmp_path / "plain.weights.h5")
+    plain.save_weights(path)
+    gated = load_core_weights(build_restorer(widths=TINY, quality_gate=True), path)
+    x = tf.random.stateless_uniform((2, 19, 26, 3), seed=(1, 2)).numpy()
+    gate, network = split_gate(gated)
+    g = gate(x).numpy()
+    assert g.shape == (2, 3) and np.allclose(g, 1 / (1 + np.exp(-4.0)))  # initial gate
+    np.testing.assert_allclose(network(x).numpy(), plain(x).numpy(), atol=1e-6)
+    want = x + g[:, None, None, :] * (plain(x).numpy() - x)
+    np.testing.assert_allclose(gated(x).numpy(), want, atol=1e-5)
+    assert split_gate(plain) is None
+    # A gated file loads into a gated model as usual.
+    gpath = os.fspath(tmp_path / "gated.weights.h5")
+    gated.save_weights(gpath)
+    again = load_core_weights(build_restorer(widths=TINY, quality_gate=True), gpath)
+    np.testing.assert_array_equal(again(x).numpy(), gated(x).numpy())
+    with pytest.raises(ValueError, match="quality-gated"):
+        load_core_weights(build_restorer(widths=TINY), gpath)
+    # ... unless the gate is dropped on purpose: the network part alone.
+    core = load_core_weights(build_restorer(widths=TINY), gpath, drop_gate=True)
+    np.testing.assert_array_equal(core(x).numpy(), network(x).numpy())
+
+
+def test_gate_depends_on_the_whole_image_not_only_locally():
+    model = build_restorer(widths=TINY, quality_gate=True)
+    dense = model.get_layer("gate_dense2")
+    dense.set_weights([np.full(dense.kernel.shape, 0.5, np.float32), np.zeros(3, np.float32)])
+    x = tf.random.stateless_uniform((1, 64, 64, 3), seed=(3, 4)).numpy()
+    far = x.copy()
+    far[:, 40:, 40:] = 0.5  # changes only pixels far from the top-left corner
+    # The output at the corner changes: the gate reads global statistics.
+    assert not np.allclose(model(x).numpy()[0, :4, :4], model(far).numpy()[0, :4, :4])
+
+
+def test_flops_per_pixel_count_the_gate_per_pixel_only():
+    from tfcomp.bench import conv_flops_per_pixel
+    plain = conv_flops_per_pixel(build_restorer())
+    assert plain == 626_355  # the README's 0.626 MFLOP per pixel
+    gated = conv_flops_per_pixel(build_restorer(quality_gate=True))
+    assert gated - plain == 2 * 64 * 3 + 4 + 3 * 3  # block DCT + blend; the MLP is per image

@@ -315,6 +315,29 @@ def test_mixed_bfloat16_run_writes_float32_weights(tmp_path):
     assert all(w.dtype == np.float32 and np.all(np.isfinite(w)) for w in weights)
 
 
+def test_gate_only_run_starts_from_an_ungated_file_and_trains_only_the_gate(tmp_path):
+    from tfcomp.models.restorer import build_restorer, split_gate
+    from tfcomp.training import train_restorer
+
+    data = _write_images(tmp_path / "data")
+    plain = build_restorer(widths=(8, 8, 8, 8))
+    init = tmp_path / "plain.weights.h5"
+    plain.save_weights(str(init))
+    out = tmp_path / "gated.weights.h5"
+    train_restorer(data=str(data), run_dir=str(tmp_path / "run"), out=str(out),
+                   widths=(8, 8, 8, 8), quality_range=(10, 90), steps=4, steps_per_epoch=2,
+                   batch_size=4, patch_size=32, lr_schedule="1e-2", init_weights=str(init),
+                   quality_gate=True, gate_only=True, loss_power=1.0, verbose=0)
+    gated = build_restorer(widths=(8, 8, 8, 8), quality_gate=True)
+    gated.load_weights(str(out))
+    gate, network = split_gate(gated)
+    x = np.random.default_rng(0).uniform(0, 1, (1, 24, 24, 3)).astype(np.float32)
+    np.testing.assert_array_equal(network(x).numpy(), plain(x).numpy())  # frozen
+    assert not np.allclose(gated.get_layer("gate_dense2").get_weights()[0], 0.0)  # trained
+    with pytest.raises(ValueError, match="gate_only"):
+        train_restorer(data=str(data), run_dir=str(tmp_path / "run2"), gate_only=True)
+
+
 # 6. -------------------------------------------------------------------------------------
 
 def test_cli_help():
@@ -326,6 +349,10 @@ def test_cli_help():
     from tfcomp.training import PRECISIONS
     assert "{" + ",".join(QUALITY_SAMPLING) + "}" in proc.stdout
     assert "{" + ",".join(PRECISIONS) + "}" in proc.stdout
+    assert "--quality-gate" in proc.stdout and "--gate-only" in proc.stdout
+    bad = _run([sys.executable, CLI, "--data", "x", "--run-dir", "r", "--quality", "10",
+                "--gate-only"], timeout=60)
+    assert bad.returncode == 2 and "--gate-only needs --quality-gate" in bad.stderr
 
 
 def test_cli_rejects_quality_and_quality_range(tmp_path):

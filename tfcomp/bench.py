@@ -12,11 +12,23 @@ __all__ = ["conv_flops_per_pixel", "time_call", "bench_codecs", "bench_restorer"
 
 
 def conv_flops_per_pixel(model):
-    """Multiply-adds x2 (+ bias and PReLU) per output pixel of a stride-1 conv model."""
+    """Multiply-adds x2 (+ bias and PReLU) per output pixel of a stride-1 conv model.
+
+    A restorer's quality gate counts its block DCT (64 products per pixel and input channel,
+    then squares and magnitudes) and the blend (3 per value); its dense layers run once per
+    image and are left out.
+    """
     import tensorflow as tf
+    from .models.restorer import GATE_PREFIX, BlockDCTStats, GatedResidual
     flops = 0
     for layer in model.layers:
-        if isinstance(layer, tf.keras.layers.Conv2D):
+        if isinstance(layer, BlockDCTStats):
+            flops += 2 * 64 * int(layer.input_shape[-1]) + 4
+        elif isinstance(layer, GatedResidual):
+            flops += 3 * int(layer.output.shape[-1])
+        elif layer.name.startswith(GATE_PREFIX):
+            continue
+        elif isinstance(layer, tf.keras.layers.Conv2D):
             kh, kw, cin, cout = layer.kernel.shape
             flops += 2 * kh * kw * cin * cout + cout
         elif isinstance(layer, tf.keras.layers.PReLU):

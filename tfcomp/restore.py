@@ -13,11 +13,19 @@ def _run(model, batch):
 def run_tiled(model, planes, tile=512, margin=16):
     """Runs a fully convolutional `model` on float32 [N, H, W, C] in overlapping tiles.
 
-    Equal to one whole-image pass when `margin` >= the model's receptive radius.
+    Equal to one whole-image pass when `margin` >= the model's receptive radius. A
+    quality-gated restorer (models.restorer.split_gate) computes its gate once on the whole
+    image and runs only its local network in tiles, so it is exact too.
     """
     n, h, w, _ = planes.shape
     if h <= tile and w <= tile:
         return _run(model, planes)
+    from .models.restorer import split_gate
+    parts = split_gate(model) if hasattr(model, "layers") else None
+    if parts is not None:
+        gate, network = parts
+        g = _run(gate, planes)[:, None, None, :]
+        return planes + g * (run_tiled(network, planes, tile, margin) - planes)
     out = None
     for y in range(0, h, tile):
         for x in range(0, w, tile):

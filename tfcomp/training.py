@@ -260,20 +260,22 @@ def copy_network_weights(source, target):
 
 def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_per_epoch,
                  strategy, validation=None, batch_size=None, init_weights=None, verbose=1,
-                 callbacks=()):
+                 callbacks=(), init_loader=None):
     """Builds (build_fn) and compiles (compile_fn) under the strategy, fits, saves the weights.
 
     A killed run restarted with the same `run_dir` resumes from its last finished epoch
     (BackupAndRestore). The final weights (variables only, no optimizer state) go to `out`
     (chief only; other workers write a private copy, as MultiWorkerMirroredStrategy
-    requires every worker to save).
+    requires every worker to save). `init_loader(model, path)` loads `init_weights` (default
+    model.load_weights).
     """
     donor = None
     if init_weights:
         # Loaded into a plain build first (outside the strategy): a file's metric-tracker
         # values cannot be assigned to a MirroredStrategy model's sum-on-read trackers.
         donor = build_fn()
-        donor.load_weights(init_weights)  # slim weights or a checkpoint with optimizer state
+        # slim weights or a checkpoint with optimizer state
+        (init_loader or (lambda m, p: m.load_weights(p)))(donor, init_weights)
     with strategy.scope():
         model = build_fn()
         if donor is not None:
@@ -297,7 +299,8 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    steps_per_epoch=250, batch_size=8, patch_size=128, lr_schedule="5e-4",
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
                    quality_sampling="uniform", identity=True, loss_power=0.0,
-                   precision="float32", keep_epochs=False, verbose=1, strategy=None):
+                   precision="float32", keep_epochs=False, quality_gate=False, gate_only=False,
+                   verbose=1, strategy=None):
     """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
 
     `quality_sampling` ("uniform" / "log") is how a quality range is drawn (PatchConfig).
@@ -309,9 +312,16 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
     trains with bfloat16 compute; the weights written are float32 either way.
     `keep_epochs` also keeps every epoch's weights (checkpoints/epoch-NNN.weights.h5), e.g.
     for checkpoint averaging (average_weights_files).
+    `quality_gate` trains the gated model (build_restorer(quality_gate=True)); its
+    `init_weights` may be an ungated restorer's (load_core_weights). `gate_only` freezes
+    everything but the gate.
     """
     from .data import PatchConfig, eval_patches, patch_dataset, relative_weights
-    from .models.restorer import DEFAULT_WIDTHS, build_restorer, identity_init
+    from .models.restorer import (DEFAULT_WIDTHS, GATE_PREFIX, build_restorer, identity_init,
+                                  load_core_weights)
+
+    if gate_only and not quality_gate:
+        raise ValueError("gate_only needs quality_gate")
 
     strategy = strategy or make_strategy(cpu_devices)
     config = PatchConfig(patch_size=patch_size, channels=channels, quality=quality,
@@ -332,7 +342,11 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
         validation = (vx, vy)
 
     def build_fn():
-        model = build_restorer(channels=channels, widths=widths or DEFAULT_WIDTHS)
+        model = build_restorer(channels=channels, widths=widths or DEFAULT_WIDTHS,
+                               quality_gate=quality_gate)
+        if gate_only:
+            for layer in model.layers:
+                layer.trainable = layer.name.startswith(GATE_PREFIX)
         return identity_init(model) if identity and not init_weights else model
 
     def compile_fn(model):
@@ -348,7 +362,8 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
         return fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out,
                             steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
                             validation=validation, batch_size=batch_size,
-                            init_weights=init_weights, verbose=verbose, callbacks=callbacks)[1]
+                            init_weights=init_weights, verbose=verbose, callbacks=callbacks,
+                            init_loader=load_core_weights)[1]
 
 
 def _adam_compile(lr_schedule):

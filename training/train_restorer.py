@@ -38,7 +38,15 @@ def main(argv=None):
                    help="also keep every epoch's weights (RUN_DIR/checkpoints/"
                         "epoch-NNN.weights.h5) for checkpoint averaging "
                         "(training/average_weights.py)")
+    p.add_argument("--quality-gate", action="store_true",
+                   help="add the blind quality gate: the output is x + g * (net(x) - x) with "
+                        "g in [0, 1] estimated from the image's 8x8 block-DCT statistics "
+                        "(--init-weights may then be an ungated restorer's file)")
+    p.add_argument("--gate-only", action="store_true",
+                   help="with --quality-gate: train only the gate, the network stays frozen")
     args = p.parse_args(argv)
+    if args.gate_only and not args.quality_gate:
+        p.error("--gate-only needs --quality-gate")
 
     from tfcomp.training import make_strategy, train_restorer
     strategy = make_strategy(args.cpu_devices)  # first, before any other TF op
@@ -47,7 +55,7 @@ def main(argv=None):
                    quality_sampling=args.quality_sampling,
                    identity=not args.random_init, loss_power=args.loss_power,
                    precision=args.precision, keep_epochs=args.keep_epochs,
-                   strategy=strategy)
+                   quality_gate=args.quality_gate, gate_only=args.gate_only, strategy=strategy)
     return 0
 
 

@@ -133,11 +133,12 @@ register(ModelSpec(
 register(ModelSpec(
     name="restorer-blind",
     kind="restorer",
-    description="artifact-removal CNN (313,066 params), quality-blind: trained over JPEG q10..90",
-    builder=_RESTORER, builder_kwargs={"channels": 3},
+    description="artifact-removal CNN (313,066 params) + blind quality gate (4,259 params), "
+                "quality-blind: trained over JPEG q10..90",
+    builder=_RESTORER, builder_kwargs={"channels": 3, "quality_gate": True},
     weights="restorer-blind.weights.h5",
     quality_min=10, quality_max=90, quality_default=10,
-    trained_with="see README: training/train_restorer.py --quality-range 10 90"))
+    trained_with="see README: training/train_restorer.py --quality-range 10 90 --quality-gate"))
 
 # Content-weighted codec (codec "cwic"): one narrow-configuration model per rate index, trained
 # for MS-SSIM (+ 20 MSE); rate 2 from scratch, rates 1 and 3 fine-tuned from it (README).

@@ -17,7 +17,7 @@ straight-through uint8 rounding/clipping before it; gradients pass the codec by 
 
 import tensorflow as tf
 
-from .restorer import DEFAULT_WIDTHS, build_restorer
+from .restorer import DEFAULT_WIDTHS, build_restorer, load_core_weights
 
 __all__ = ["build_hiding_encoder", "build_hiding", "HidingModel", "st_quantize", "real_codec",
            "codec_in_loop", "RESIDUAL_GAIN", "CODECS", "STRATEGIES"]
@@ -233,7 +233,7 @@ def build_hiding(codec="jpeg", quality=50, quality_range=None, strategy=2, fidel
     encoder = build_hiding_encoder(width=width, depth=depth)
     decoder = build_restorer(channels=3, widths=decoder_widths, name="hiding_decoder")
     if decoder_init:
-        decoder.load_weights(decoder_init)
+        load_core_weights(decoder, decoder_init, drop_gate=True)  # a gated file: its network
     model = HidingModel(encoder, decoder, codec=codec, quality=quality,
                         quality_range=quality_range, strategy=strategy, fidelity=fidelity,
                         rate_weight=rate_weight, name=f"hiding_{codec}")

@@ -2,7 +2,11 @@
 
 import tensorflow as tf
 
-__all__ = ["build_restorer", "identity_init", "DEFAULT_WIDTHS", "receptive_radius"]
+__all__ = ["build_restorer", "identity_init", "DEFAULT_WIDTHS", "receptive_radius",
+           "BlockDCTStats", "GatedResidual", "split_gate", "load_core_weights", "GATE_PREFIX"]
+
+#: Layer-name prefix of the quality gate (build_restorer(quality_gate=True)).
+GATE_PREFIX = "gate_"
 
 #: Channel widths of the original 313,066-parameter network.
 DEFAULT_WIDTHS = (128, 64, 32, 16)
@@ -17,7 +21,72 @@ def _prelu(name):
     return tf.keras.layers.PReLU(shared_axes=[1, 2, 3], name=name)
 
 
-def build_restorer(channels=3, widths=DEFAULT_WIDTHS, name="restorer"):
+def _dct_matrix(n=8):
+    """Orthonormal DCT-II matrix [u, x] (the transform JPEG quantises)."""
+    import numpy as np
+    k = np.arange(n)
+    m = np.cos((2 * k[None, :] + 1) * k[:, None] * np.pi / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+class BlockDCTStats(tf.keras.layers.Layer):
+    """Per-image statistics of the 8x8 block DCT of the luma: what a JPEG's quality changes.
+
+    Input float images [N, H, W, C] in [0, 1] (C = 3: BT.601 luma; C = 1: the plane itself).
+    Output [N, 128]: for each of the 64 DCT frequencies, log(mean c^2 + 0.01) and
+    log(mean |c| + 0.1) over the image's whole 8x8 blocks on the JPEG grid (from the top-left
+    corner; partial blocks at the right/bottom edge are ignored), c in 0..255 units, scaled
+    by 0.25. An image without a whole block gives the statistics of zero coefficients.
+    No trainable weights; always float32.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = "float32"
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        import numpy as np
+        channels = int(input_shape[-1])
+        d = _dct_matrix()
+        basis = np.einsum("uy,vx->yxuv", d, d).reshape(8, 8, 1, 64)
+        mix = np.array([0.299, 0.587, 0.114]) if channels == 3 else np.ones(1)
+        # A numpy array made a constant inside call(): a graph Const, not a captured eager
+        # tensor (tf2onnx would turn that into an extra model input).
+        self._kernel = (255.0 * basis * mix.reshape(1, 1, channels, 1)).astype(np.float32)
+        super().build(input_shape)
+
+    def call(self, images):
+        x = tf.cast(images, tf.float32)
+        blocks = tf.shape(x)[1:3] // 8
+        # A fixed zero pad and a crop of the result (not a pad by a computed amount, which
+        # TFLite's converter cannot follow) keep exactly the whole blocks, none for tiny images.
+        x = tf.pad(x, [[0, 0], [0, 7], [0, 7], [0, 0]])
+        c = tf.nn.conv2d(x, tf.constant(self._kernel), strides=8, padding="VALID")[:, :blocks[0], :blocks[1]]
+        scale = 1.0 / tf.maximum(tf.cast(blocks[0] * blocks[1], tf.float32), 1.0)
+        energy = tf.reduce_sum(tf.square(c), axis=[1, 2]) * scale
+        magnitude = tf.reduce_sum(tf.abs(c), axis=[1, 2]) * scale
+        return 0.25 * tf.concat([tf.math.log(energy + 0.01), tf.math.log(magnitude + 0.1)], -1)
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([input_shape[0], 128])
+
+
+class GatedResidual(tf.keras.layers.Layer):
+    """[x, f, g] -> x + g * (f - x): blends the network's output f with its input x by the
+    per-image, per-channel gate g [N, C] in [0, 1]. Always float32."""
+
+    def __init__(self, **kwargs):
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+
+    def call(self, inputs):
+        x, f, g = (tf.cast(t, tf.float32) for t in inputs)
+        return x + g[:, None, None, :] * (f - x)
+
+
+def build_restorer(channels=3, widths=DEFAULT_WIDTHS, name="restorer", quality_gate=False):
     """Returns the restorer as a functional Keras model on float images in [0, 1].
 
     Args:
@@ -30,6 +99,12 @@ def build_restorer(channels=3, widths=DEFAULT_WIDTHS, name="restorer"):
     Stride 1, same padding, no global skip connection and no output clamp.
     The output conv always computes in float32, so under a mixed-precision policy
     (training with bfloat16 compute) the image and the loss stay float32.
+
+    `quality_gate=True` adds a blind quality estimate (4,259 more parameters): a small MLP on
+    the image's block-DCT statistics (BlockDCTStats) gives a per-image, per-channel gate
+    g in [0, 1], and the output is x + g * (network(x) - x) (GatedResidual), so the model
+    can learn to leave lightly compressed images alone. The gate reads the whole image;
+    split_gate() separates it from the local network for tiled processing.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -47,7 +122,68 @@ def build_restorer(channels=3, widths=DEFAULT_WIDTHS, name="restorer"):
     x = _conv(widths[3], 1, "squeeze_conv1")(x)
     x = _prelu("squeeze_prelu")(x)
     outputs = _conv(channels, 5, "output_conv5", dtype="float32")(x)
+    if quality_gate:
+        g = BlockDCTStats(name=GATE_PREFIX + "dct_stats")(inputs)
+        g = tf.keras.layers.Dense(32, name=GATE_PREFIX + "dense1", dtype="float32")(g)
+        g = tf.keras.layers.PReLU(name=GATE_PREFIX + "prelu", dtype="float32")(g)
+        # Starts at g = sigmoid(4) = 0.98 for every image: close to the ungated network.
+        g = tf.keras.layers.Dense(channels, activation="sigmoid", name=GATE_PREFIX + "dense2",
+                                  kernel_initializer="zeros",
+                                  bias_initializer=tf.keras.initializers.Constant(4.0),
+                                  dtype="float32")(g)
+        outputs = GatedResidual(name=GATE_PREFIX + "blend")([inputs, outputs, g])
     return tf.keras.Model(inputs, outputs, name=name)
+
+
+def split_gate(model):
+    """(gate, network) sub-models of a quality-gated restorer, or None for an ungated one.
+
+    gate: image -> g [N, C] (reads the whole image); network: image -> f, local (receptive
+    radius receptive_radius()). The full model is x + g * (f - x).
+    """
+    names = {layer.name for layer in model.layers}
+    if GATE_PREFIX + "blend" not in names:
+        return None
+    gate = tf.keras.Model(model.inputs, model.get_layer(GATE_PREFIX + "dense2").output)
+    network = tf.keras.Model(model.inputs, model.get_layer("output_conv5").output)
+    return gate, network
+
+
+def load_core_weights(model, path, drop_gate=False):
+    """Loads `path` into `model`; a gated model also accepts an ungated restorer's file
+    (its network layers are loaded, the gate keeps its initial values). A gated file for an
+    ungated model is refused (ValueError) rather than silently dropping the gate, unless
+    `drop_gate` (then only its network layers are loaded, e.g. to start another model's
+    decoder from the blind restorer)."""
+    gated_model, gated_file = split_gate(model) is not None, _is_gated_file(path)
+    if gated_file == gated_model:
+        model.load_weights(path)
+        return model
+    if gated_file and not drop_gate:
+        raise ValueError(f"{path} holds a quality-gated restorer; build it with quality_gate=True")
+    source = build_restorer(channels=int(model.input_shape[-1]), name=model.name,
+                            widths=_widths(model), quality_gate=gated_file)
+    source.load_weights(path)
+    for layer in source.layers:
+        if layer.weights and not layer.name.startswith(GATE_PREFIX):
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    return model
+
+
+def _is_gated_file(path):
+    # Keras' .weights.h5 layout lists the layers by class: only a gated model has the blend.
+    import h5py
+    try:
+        with h5py.File(path, "r") as f:
+            deps = f.get("_layer_checkpoint_dependencies")
+            return deps is not None and "gated_residual" in deps
+    except OSError:  # not HDF5 (a TF checkpoint prefix, a missing file): load_weights decides
+        return False
+
+
+def _widths(model):
+    return tuple(int(model.get_layer(n).filters) for n in
+                 ("unit1_conv3a", "unit2_conv3a", "unit3_conv3a", "squeeze_conv1"))
 
 
 def receptive_radius():
