@@ -88,3 +88,17 @@ def test_tiled_gated_model_equals_whole_image():
     tiled = restore_array(model, img, tile=16, margin=receptive_radius())
     assert np.abs(whole.astype(int) - tiled).max() <= 1  # float rounding at .5 only
     assert np.mean(whole != tiled) < 0.01
+
+
+def test_gate_statistics_per_quality(tiny_model):
+    from tfcomp.errors import InputError
+    from tfcomp.evaluate import gate_statistics
+    model = build_restorer(widths=(4, 4, 4, 4), quality_gate=True)
+    stats = gate_statistics(model, [("a", photo(40, 48)), ("b", photo(32, 32, seed=1))],
+                            qualities=(10, 90), show_progress=False)
+    assert sorted(stats) == [10, 90]
+    for s in stats.values():  # the initial gate: sigmoid(4) for every image and channel
+        np.testing.assert_allclose(s["mean"], [1 / (1 + np.exp(-4.0))] * 3, rtol=1e-5)
+        assert len(s["min"]) == len(s["max"]) == 3
+    with pytest.raises(InputError, match="no quality gate"):
+        gate_statistics(tiny_model, [("a", photo())], show_progress=False)

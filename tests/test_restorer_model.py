@@ -267,3 +267,29 @@ def test_flops_per_pixel_count_the_gate_per_pixel_only():
     assert plain == 626_355  # the README's 0.626 MFLOP per pixel
     gated = conv_flops_per_pixel(build_restorer(quality_gate=True))
     assert gated - plain == 2 * 64 * 3 + 4 + 3 * 3  # block DCT + blend; the MLP is per image
+
+
+def test_weights_of_the_other_architecture_are_refused(tmp_path):
+    """Keras alone would load an ungated file into the gated model and keep the initial gate."""
+    plain_path = os.fspath(tmp_path / "plain.weights.h5")
+    build_restorer(widths=TINY).save_weights(plain_path)
+    gated = build_restorer(widths=TINY, quality_gate=True)
+    with pytest.raises(ValueError, match="file lacks .*gated_residual"):
+        models.load_weights_checked(gated, plain_path)
+    gated_path = os.fspath(tmp_path / "gated.weights.h5")
+    gated.save_weights(gated_path)
+    with pytest.raises(ValueError, match="extra .*gated_residual"):
+        models.load_weights_checked(build_restorer(widths=TINY), gated_path)
+    models.load_weights_checked(build_restorer(widths=TINY, quality_gate=True), gated_path)
+
+
+def test_cli_evaluate_refuses_weights_of_the_other_architecture(tmp_path, capsys):
+    from tfcomp.cli import main
+    path = os.fspath(tmp_path / "plain.weights.h5")
+    build_restorer().save_weights(path)  # the ungated network: not restorer-blind's layout
+    code = main(["evaluate", "--restorer", "restorer-blind", "--weights", path,
+                 "--data", os.fspath(tmp_path), "--quality", "10",
+                 "--json", os.fspath(tmp_path / "r.json")])
+    assert code != 0
+    assert "does not fit restorer-blind" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()

@@ -419,3 +419,16 @@ def test_bench_train_step_times_each_precision():
     rows = bench_train_step(batch=1, patch=16, repeat=1, widths=(8, 8, 8, 8))
     assert [name for name, _ in rows] == list(PRECISIONS)
     assert all(s > 0 for _, s in rows)
+
+
+def test_gate_stats_cli(tmp_path):
+    """The shipped blind model's gate opens wider for a heavily compressed image."""
+    script = os.path.join(ROOT, "training", "gate_stats.py")
+    data = _write_images(tmp_path / "data", n=2, size=96)
+    proc = _run([sys.executable, script, "--data", str(data), "--quality", "10", "95"], timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split() for line in proc.stdout.splitlines()[1:]]
+    means = {int(r[0]): [float(v) for v in r[1].split("/")] for r in rows}
+    assert sorted(means) == [10, 95] and min(means[10]) > max(means[95])
+    bad = _run([sys.executable, script, "--model", "restorer-q10", "--data", str(data)], timeout=120)
+    assert bad.returncode == 2 and "no quality gate" in bad.stderr and "Traceback" not in bad.stderr

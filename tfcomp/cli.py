@@ -128,7 +128,7 @@ def cmd_evaluate(args):
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
     if args.restorer:
-        from .models import get_spec
+        from .models import get_spec, load_weights_checked
         spec = get_spec(args.restorer)
         model = None
         if args.weights:  # a checkpoint of that architecture instead of the shipped file
@@ -137,7 +137,7 @@ def cmd_evaluate(args):
                 raise InputError(f"--weights: {args.weights} is not an existing .weights.h5 file")
             model = spec.build()
             try:
-                model.load_weights(args.weights)
+                load_weights_checked(model, args.weights)
             except (OSError, ValueError) as e:
                 raise InputError(f"--weights: {args.weights} does not fit {args.restorer} ({e})") from None
         result = evaluate_restorer(args.restorer, args.data, args.quality or (10, 20, 30, 40),

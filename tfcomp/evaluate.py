@@ -11,7 +11,7 @@ from .errors import InputError
 from .imageio import list_images, read_image, write_bytes, write_image
 
 __all__ = ["evaluate_codec", "evaluate_restorer", "evaluate_hiding", "evaluate_jpdse", "progress",
-           "load_images"]
+           "load_images", "gate_statistics"]
 
 
 def progress(iterable, total, desc, enabled=True):
@@ -30,6 +30,29 @@ def _items(data):
 
 def _load(item, mode):
     return read_image(item, mode=mode) if isinstance(item, (str, os.PathLike)) else np.asarray(item)
+
+
+def gate_statistics(model, data, qualities=(10, 30, 50, 70, 90), show_progress=True):
+    """What a quality-gated restorer's gate (models.restorer.split_gate) says per JPEG quality:
+    {quality: {"mean": [per channel], "min": [...], "max": [...]}} over the images (RGB, 4:2:0
+    JPEG by the registry codec, whole image as in restore_array)."""
+    from .models.restorer import split_gate
+    parts = split_gate(model)
+    if parts is None:
+        raise InputError("the model has no quality gate (restorers built with "
+                         "quality_gate=True have one, e.g. restorer-blind)")
+    gate = parts[0]
+    jpeg = get_codec("jpeg")
+    values = {q: [] for q in qualities}
+    items = _items(data)
+    for _, item in progress(items, len(items), "gate", show_progress):
+        image = _load(item, "rgb" if gate.input_shape[-1] == 3 else "gray")
+        for q in qualities:
+            decoded = np.asarray(jpeg.decode(jpeg.encode(image, q)), np.float32) / 255.0
+            x = decoded.reshape(1, *decoded.shape[:2], -1)
+            values[q].append(gate(x, training=False).numpy()[0])
+    return {q: {"mean": np.mean(v, 0).tolist(), "min": np.min(v, 0).tolist(),
+                "max": np.max(v, 0).tolist()} for q, v in values.items()}
 
 
 def file_round_trip(codec, image, quality, path):

@@ -264,7 +264,7 @@ def resolve_model(model, weights=None):
                 raise InputError(f"{weights}: no such weights file")
             keras_model = spec.build()
             try:
-                keras_model.load_weights(weights)
+                models.load_weights_checked(keras_model, weights)
             except (OSError, ValueError) as e:
                 raise InputError(f"{weights}: cannot load into {model!r}: {e}") from None
         else:

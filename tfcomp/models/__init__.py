@@ -6,7 +6,7 @@ import os
 from ..errors import InputError
 
 __all__ = ["ModelSpec", "register", "model_names", "get_spec", "is_available", "load_model", "load_extra", "describe_all",
-           "WEIGHTS_DIR"]
+           "WEIGHTS_DIR", "load_weights_checked"]
 
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
 
@@ -99,7 +99,7 @@ def load_model(name):
             raise InputError(f"model {name!r} has no weights installed (expected "
                              f"{spec.weights_path}); train them with: {spec.trained_with}")
         model = spec.build()
-        model.load_weights(spec.weights_path)
+        load_weights_checked(model, spec.weights_path)
         _LOADED[name] = model
     return _LOADED[name]
 
@@ -112,6 +112,37 @@ def load_extra(name):
         raise InputError(f"model {name!r} has no entropy tables installed (expected {path})")
     from ..cwic_coding import ContextTables
     return ContextTables.load(path)
+
+
+def _file_layers(path):
+    """The layer entries of a Keras .weights.h5 file, or None for another layout."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        deps = f.get("_layer_checkpoint_dependencies")
+        return None if deps is None else set(deps.keys())
+
+
+def load_weights_checked(model, path):
+    """model.load_weights(path), but first checks that the file holds the same layers.
+
+    Keras' .weights.h5 loader skips layers the file lacks and ignores extra ones without a
+    word, so e.g. an ungated restorer's file would load into the quality-gated restorer-blind
+    and leave its gate at the initial value. Raises ValueError naming the difference.
+    """
+    import tempfile
+    have = _file_layers(path)
+    if have is not None:
+        with tempfile.TemporaryDirectory(prefix="tfcomp-layers-") as tmp:
+            reference = os.path.join(tmp, "reference.weights.h5")
+            model.save_weights(reference)
+            want = _file_layers(reference)
+        if want is not None and have != want:
+            lacks, extra = sorted(want - have), sorted(have - want)
+            raise ValueError("the file's layers differ from the model's"
+                             + (f"; the file lacks {', '.join(lacks)}" if lacks else "")
+                             + (f"; the file has extra {', '.join(extra)}" if extra else ""))
+    model.load_weights(path)
+    return model
 
 
 def describe_all():

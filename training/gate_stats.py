@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Print what a quality-gated restorer's gate g says per JPEG quality (mean, min, max over the
+images, per channel): the output is x + g * (network(x) - x), so g near 1 means "restore fully"
+and g near 0 "leave the image alone".
+
+  python training/gate_stats.py --data ../shared/data/eval/mcmaster
+  python training/gate_stats.py --weights runs/gate3/final.weights.h5 --quality 10 50 90
+
+Logic: tfcomp.evaluate.gate_statistics.
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="restorer-blind", help="registry restorer with a gate "
+                   "(default %(default)s)")
+    p.add_argument("--weights", help="weights file instead of the shipped ones")
+    p.add_argument("--data", default="../shared/data/eval/mcmaster",
+                   help="image folder or glob (default %(default)s)")
+    p.add_argument("--quality", type=int, nargs="+", default=[10, 20, 30, 40, 50, 60, 70, 80, 90],
+                   help="JPEG qualities (default 10..90 in steps of 10)")
+    args = p.parse_args(argv)
+    from tfcomp.errors import TfcompError
+    from tfcomp.evaluate import gate_statistics
+    from tfcomp.models import get_spec, load_model
+    try:
+        if any(not 1 <= q <= 100 for q in args.quality):
+            raise TfcompError("--quality values must be in 1..100")
+        if args.weights:
+            if not os.path.isfile(args.weights):
+                raise TfcompError(f"no such weights file: {args.weights}")
+            model = get_spec(args.model).build()
+            model.load_weights(args.weights)
+        else:
+            model = load_model(args.model)
+        stats = gate_statistics(model, args.data, args.quality)
+    except (TfcompError, OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print("  q  gate mean (per channel)   min                  max")
+    for q, s in stats.items():
+        row = ["/".join(f"{v:.2f}" for v in s[k]) for k in ("mean", "min", "max")]
+        print(f"{q:3d}  {row[0]:<24} {row[1]:<20} {row[2]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.exit(main())
