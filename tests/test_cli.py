@@ -136,12 +136,14 @@ def test_console_script_exit_codes_and_help(tmp_path):
 
 
 def test_evaluate_restorer_checkpoint_weights(capsys, tmp_path):
-    from tfcomp.models.restorer import build_restorer, identity_init
+    from tfcomp.models import get_spec
+    from tfcomp.models.restorer import identity_init
     data = tmp_path / "imgs"
     data.mkdir()
     Image.fromarray(natural_image(seed=3)).save(data / "a.png")
     weights = tmp_path / "ckpt.weights.h5"
-    identity_init(build_restorer()).save_weights(str(weights))
+    # A checkpoint of restorer-blind's own architecture (with its quality gate).
+    identity_init(get_spec("restorer-blind").build()).save_weights(str(weights))
     code, out, err = run(capsys, "evaluate", "--restorer", "restorer-blind", "--weights", weights,
                          "--data", data, "--quality", "30", "--json", tmp_path / "r.json",
                          "--no-progress")
