@@ -293,3 +293,12 @@ def test_cli_evaluate_refuses_weights_of_the_other_architecture(tmp_path, capsys
     assert code != 0
     assert "does not fit restorer-blind" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_gated_model_config_round_trips():
+    """The gate's layers are registered Keras serializables: from_config rebuilds the model."""
+    model = build_restorer(widths=TINY, quality_gate=True)
+    again = tf.keras.Model.from_config(model.get_config())
+    again.set_weights(model.get_weights())
+    x = tf.random.stateless_uniform((1, 24, 40, 3), seed=(5, 6))
+    np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())

@@ -30,6 +30,7 @@ def _dct_matrix(n=8):
     return m
 
 
+@tf.keras.utils.register_keras_serializable(package="tfcomp")
 class BlockDCTStats(tf.keras.layers.Layer):
     """Per-image statistics of the 8x8 block DCT of the luma: what a JPEG's quality changes.
 
@@ -63,7 +64,8 @@ class BlockDCTStats(tf.keras.layers.Layer):
         # A fixed zero pad and a crop of the result (not a pad by a computed amount, which
         # TFLite's converter cannot follow) keep exactly the whole blocks, none for tiny images.
         x = tf.pad(x, [[0, 0], [0, 7], [0, 7], [0, 0]])
-        c = tf.nn.conv2d(x, tf.constant(self._kernel), strides=8, padding="VALID")[:, :blocks[0], :blocks[1]]
+        c = tf.nn.conv2d(x, tf.constant(self._kernel), strides=8, padding="VALID")
+        c = c[:, :blocks[0], :blocks[1]]
         scale = 1.0 / tf.maximum(tf.cast(blocks[0] * blocks[1], tf.float32), 1.0)
         energy = tf.reduce_sum(tf.square(c), axis=[1, 2]) * scale
         magnitude = tf.reduce_sum(tf.abs(c), axis=[1, 2]) * scale
@@ -73,6 +75,7 @@ class BlockDCTStats(tf.keras.layers.Layer):
         return tf.TensorShape([input_shape[0], 128])
 
 
+@tf.keras.utils.register_keras_serializable(package="tfcomp")
 class GatedResidual(tf.keras.layers.Layer):
     """[x, f, g] -> x + g * (f - x): blends the network's output f with its input x by the
     per-image, per-channel gate g [N, C] in [0, 1]. Always float32."""
@@ -172,13 +175,12 @@ def load_core_weights(model, path, drop_gate=False):
 
 def _is_gated_file(path):
     # Keras' .weights.h5 layout lists the layers by class: only a gated model has the blend.
-    import h5py
+    from . import _file_layers
     try:
-        with h5py.File(path, "r") as f:
-            deps = f.get("_layer_checkpoint_dependencies")
-            return deps is not None and "gated_residual" in deps
+        layers = _file_layers(path)
     except OSError:  # not HDF5 (a TF checkpoint prefix, a missing file): load_weights decides
         return False
+    return layers is not None and "gated_residual" in layers
 
 
 def _widths(model):
