@@ -302,3 +302,16 @@ def test_gated_model_config_round_trips():
     again.set_weights(model.get_weights())
     x = tf.random.stateless_uniform((1, 24, 40, 3), seed=(5, 6))
     np.testing.assert_array_equal(again(x).numpy(), model(x).numpy())
+
+
+def test_load_model_with_another_weights_file(tmp_path):
+    """load_model(name, weights=FILE): the one path for `evaluate --weights`, export and
+    training/gate_stats.py; a fresh model, refused when the file is missing or does not fit."""
+    with pytest.raises(InputError, match="no such weights file"):
+        models.load_model("restorer-blind", weights=os.fspath(tmp_path / "none.weights.h5"))
+    plain = os.fspath(tmp_path / "plain.weights.h5")
+    build_restorer().save_weights(plain)
+    with pytest.raises(InputError, match="does not fit restorer-blind"):
+        models.load_model("restorer-blind", weights=plain)
+    model = models.load_model("restorer-q10", weights=plain)
+    assert model is not models.load_model("restorer-q10")

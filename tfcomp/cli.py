@@ -128,18 +128,17 @@ def cmd_evaluate(args):
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
     if args.restorer:
-        from .models import get_spec, load_weights_checked
-        spec = get_spec(args.restorer)
+        from .models import get_spec, load_model
+        get_spec(args.restorer)  # an unknown name fails here, before any work
         model = None
         if args.weights:  # a checkpoint of that architecture instead of the shipped file
             from .errors import InputError
             if not os.path.isfile(args.weights) or not args.weights.endswith(".weights.h5"):
                 raise InputError(f"--weights: {args.weights} is not an existing .weights.h5 file")
-            model = spec.build()
             try:
-                load_weights_checked(model, args.weights)
-            except (OSError, ValueError) as e:
-                raise InputError(f"--weights: {args.weights} does not fit {args.restorer} ({e})") from None
+                model = load_model(args.restorer, weights=args.weights)
+            except InputError as e:
+                raise InputError(f"--weights: {e}") from None
         result = evaluate_restorer(args.restorer, args.data, args.quality or (10, 20, 30, 40),
                                    gray=args.gray, out_dir=args.keep,
                                    show_progress=not args.no_progress, model=model)

@@ -258,18 +258,7 @@ def resolve_model(model, weights=None):
     """
     from . import models
     if isinstance(model, str):
-        spec = models.get_spec(model)
-        if weights:
-            if not os.path.isfile(weights):
-                raise InputError(f"{weights}: no such weights file")
-            keras_model = spec.build()
-            try:
-                models.load_weights_checked(keras_model, weights)
-            except (OSError, ValueError) as e:
-                raise InputError(f"{weights}: cannot load into {model!r}: {e}") from None
-        else:
-            keras_model = models.load_model(model)
-        return keras_model, spec
+        return models.load_model(model, weights=weights), models.get_spec(model)
     if weights:
         raise InputError("weights= only applies to a registered model name")
     return model, None

@@ -29,17 +29,11 @@ def main(argv=None):
     args = p.parse_args(argv)
     from tfcomp.errors import TfcompError
     from tfcomp.evaluate import gate_statistics
-    from tfcomp.models import get_spec, load_model
+    from tfcomp.models import load_model
     try:
         if any(not 1 <= q <= 100 for q in args.quality):
             raise TfcompError("--quality values must be in 1..100")
-        if args.weights:
-            if not os.path.isfile(args.weights):
-                raise TfcompError(f"no such weights file: {args.weights}")
-            model = get_spec(args.model).build()
-            model.load_weights(args.weights)
-        else:
-            model = load_model(args.model)
+        model = load_model(args.model, weights=args.weights)
         stats = gate_statistics(model, args.data, args.quality)
     except (TfcompError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

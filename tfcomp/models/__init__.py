@@ -91,8 +91,21 @@ def is_available(name):
     return name in _LOADED or get_spec(name).weights_present
 
 
-def load_model(name):
-    """Builds the named model and loads its shipped weights (cached per process)."""
+def load_model(name, weights=None):
+    """Builds the named model and loads its shipped weights (cached per process).
+
+    `weights`: another weights file of that architecture instead (e.g. a training run's
+    checkpoint; a fresh model every call); InputError when it is missing or does not fit.
+    """
+    if weights:
+        spec = get_spec(name)
+        if not os.path.isfile(weights):
+            raise InputError(f"no such weights file: {weights}")
+        model = spec.build()
+        try:
+            return load_weights_checked(model, weights)
+        except (OSError, ValueError) as e:
+            raise InputError(f"{weights} does not fit {name} ({e})") from None
     if name not in _LOADED:
         spec = get_spec(name)
         if not spec.weights_present:
