@@ -1,5 +1,5 @@
 """The `tfcomp` command line: codecs, compress, decompress, restore, evaluate, plot, report, export,
-serve, demo."""
+serve, demo, data pack."""
 
 import argparse
 import json
@@ -255,6 +255,16 @@ def cmd_demo(args):
     return run_demo(args.out, args.model)
 
 
+def cmd_data_pack(args):
+    from .evaluate import progress
+    from .shards import pack_shards
+    index = pack_shards(args.sources, args.output, shard_size=args.shard_size,
+                        progress=lambda it, n: progress(it, n, "pack"))
+    print(f"packed {index['images']} images into {len(index['shards'])} shard(s) in "
+          f"{args.output} ({index['reencoded_png']} re-encoded as PNG)")
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------
 def build_parser():
     from . import __version__
@@ -373,6 +383,19 @@ def build_parser():
     s.add_argument("--out", default="demo_out", help="report folder (default %(default)s)")
     s.add_argument("--model", default="restorer-blind", help="restorer (default %(default)s)")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("data", help="training data tools: pack images into TFRecord shards")
+    data_sub = s.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    s = data_sub.add_parser("pack", help="write images as TFRecord shards for training",
+                            description="Pack the images under DIR... into SHARDS_DIR/shard-*"
+                            ".tfrecord (+ shards.json), which --data accepts like a folder. "
+                            "JPEG and PNG are stored as they are, other formats as lossless PNG.")
+    s.add_argument("sources", nargs="+", metavar="DIR", help="image folders or globs")
+    s.add_argument("-o", "--output", required=True, metavar="SHARDS_DIR", help="shard folder "
+                   "(created; must not hold shards yet)")
+    s.add_argument("--shard-size", type=int, default=1000, metavar="N",
+                   help="images per shard (default %(default)s)")
+    s.set_defaults(func=cmd_data_pack)
     return p
 
 

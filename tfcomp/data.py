@@ -1,17 +1,28 @@
-"""tf.data pipelines: images from a folder or glob -> augmented (compressed, clean) patches."""
+"""tf.data pipelines: images from folders, globs or TFRecord shards -> augmented
+(compressed, clean) patches."""
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from .codecs.graph_jpeg import jpeg_roundtrip
 from .errors import InputError
-from .imageio import IMAGE_EXTENSIONS, list_images
+from .imageio import IMAGE_EXTENSIONS, image_from_bytes, list_images
+from .shards import TF_MAGIC, find_shards, shard_stats
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "patch_dataset",
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "patch_dataset", "pipeline_plan", "PipelinePlan",
            "PatchConfig", "QUALITY_SAMPLING", "draw_quality", "eval_patches", "image_sizes",
-           "decode_file"]
+           "decode_file", "decode_bytes", "CACHE_BUDGET", "SHUFFLE_BUFFER", "STREAM_CROPS"]
+
+#: Decoded size (bytes of uint8 pixels) up to which `patch_dataset` keeps the decoded
+#: images in memory unless told otherwise (1 GiB; the 149 training images take 0.4 GiB).
+CACHE_BUDGET = 2 ** 30
+#: Patches in the shuffle buffer behind the crops (uint8: 48 MiB at 128x128x3).
+SHUFFLE_BUFFER = 1024
+#: Crops per decoded image when streaming and PatchConfig.crops_per_image is not set.
+STREAM_CROPS = 4
 
 
 def image_sizes(paths):
@@ -27,11 +38,36 @@ def image_sizes(paths):
     return sizes
 
 
-def decode_file(path, channels):
-    """A uint8 [H, W, channels] tensor from an image file (PNG, JPEG, BMP, GIF first frame)."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=channels, dtype=tf.uint8,
-                               expand_animations=False)
+def _pillow_decode(data, channels):
+    """uint8 [H, W, channels] from encoded bytes through tfcomp.imageio (WebP, TIFF, ...)."""
+    mode = "gray" if channels == 1 else "rgb"
+
+    def decode(b):
+        pixels = image_from_bytes(b, mode)
+        return pixels[..., None] if channels == 1 else pixels
+
+    return tf.numpy_function(decode, [data], tf.uint8, stateful=False)
+
+
+def decode_bytes(data, channels):
+    """A uint8 [H, W, channels] tensor from an encoded image (a scalar string tensor).
+
+    JPEG and PNG decode with TensorFlow's ops; every other format `list_images` accepts
+    (WebP, TIFF, BMP, PPM/PGM) through Pillow in a `tf.numpy_function`, exactly as
+    tfcomp.imageio reads it (slower, holds the GIL: fine for the odd file).
+    """
+    native = tf.reduce_any([tf.equal(tf.strings.substr(data, 0, len(m)), m) for m in TF_MAGIC])
+    image = tf.cond(
+        native,
+        lambda: tf.io.decode_image(data, channels=channels, dtype=tf.uint8,
+                                   expand_animations=False),
+        lambda: _pillow_decode(data, channels))
     return tf.ensure_shape(image, [None, None, channels])
+
+
+def decode_file(path, channels):
+    """A uint8 [H, W, channels] tensor from an image file of any `IMAGE_EXTENSIONS` format."""
+    return decode_bytes(tf.io.read_file(path), channels)
 
 
 #: How a quality-range config draws each patch's JPEG quality.
@@ -41,18 +77,21 @@ QUALITY_SAMPLING = ("uniform", "log")
 class PatchConfig:
     """Augmentation and degradation settings for `patch_dataset`.
 
-    Defaults are the seed project's: one random crop per image visit; with p=0.5 a
-    bicubic rescale by 0.9/0.8/0.7/0.6; with p=0.5 a rotation by 90/180/270; plus
-    horizontal flips with p=0.5.
+    Defaults are the seed project's: a random crop; with p=0.5 a bicubic rescale by
+    0.9/0.8/0.7/0.6; with p=0.5 a rotation by 90/180/270; plus horizontal flips with p=0.5.
 
     With `quality_range`, each patch's JPEG quality is drawn from LO..HI: uniformly
     (`quality_sampling="uniform"`) or log-uniformly ("log": density ~ 1/q, so the low
     qualities, where there is most to restore, get more of the patches).
+
+    `crops_per_image` is how many patches each decoded image gives per visit; None: one
+    when the decoded images are cached, `STREAM_CROPS` when they are streamed (decoding
+    is then the cost to spread).
     """
 
     def __init__(self, patch_size=128, channels=3, quality=None, quality_range=None,
                  rescale_prob=0.5, scales=(0.9, 0.8, 0.7, 0.6), rot_prob=0.5, flip_prob=0.5,
-                 quality_sampling="uniform"):
+                 quality_sampling="uniform", crops_per_image=None):
         if quality is not None and quality_range is not None:
             raise ValueError("give either quality or quality_range, not both")
         if quality is not None and not 1 <= quality <= 100:
@@ -68,6 +107,8 @@ class PatchConfig:
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if patch_size < 8:
             raise ValueError(f"patch_size must be >= 8, got {patch_size}")
+        if crops_per_image is not None and not 1 <= crops_per_image <= 256:
+            raise ValueError(f"crops_per_image must be in 1..256, got {crops_per_image}")
         self.patch_size = int(patch_size)
         self.channels = int(channels)
         self.quality = quality
@@ -77,11 +118,12 @@ class PatchConfig:
         self.scales = tuple(float(s) for s in scales)
         self.rot_prob = float(rot_prob)
         self.flip_prob = float(flip_prob)
+        self.crops_per_image = None if crops_per_image is None else int(crops_per_image)
 
 
-def _augment(image, seed, cfg):
-    """One random (compressed, clean) float32 pair from a uint8 image, stateless in `seed`."""
-    s = tf.random.experimental.stateless_split(seed, num=8)
+def _crop(image, s, cfg):
+    """One random uint8 [p, p, C] patch of `image` (rescale, rotation, flip), stateless in
+    the seeds s[0..6] of an 8-way split."""
     p = cfg.patch_size
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
@@ -106,10 +148,27 @@ def _augment(image, seed, cfg):
     patch = tf.image.rot90(patch, turns)
     patch = tf.cond(tf.random.stateless_uniform([], s[6]) < cfg.flip_prob,
                     lambda: tf.image.flip_left_right(patch), lambda: patch)
-    patch = tf.ensure_shape(patch, [p, p, cfg.channels])
-    degraded = _degrade(patch, s[7], cfg)
-    return tf.image.convert_image_dtype(degraded, tf.float32), \
-        tf.image.convert_image_dtype(patch, tf.float32)
+    return tf.ensure_shape(patch, [p, p, cfg.channels])
+
+
+def _crops(index, image, seed, cfg, n):
+    """The n patches of the image at stream position `index`: patch k is element
+    index * n + k, with the seeds (seed, element). Returns (uint8 [n, p, p, C] patches,
+    int64 [n, 2] degradation seeds)."""
+    patches, degrade_seeds = [], []
+    for k in range(n):
+        element = tf.cast(index, tf.int64) * n + k
+        s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), element]),
+                                                   num=8)
+        patches.append(_crop(image, s, cfg))
+        degrade_seeds.append(s[7])
+    return tf.stack(patches), tf.stack(degrade_seeds)
+
+
+def _pair(patch, seed, cfg):
+    """(degraded, clean) float32 pair in [0, 1] of a uint8 patch."""
+    return (tf.image.convert_image_dtype(_degrade(patch, seed, cfg), tf.float32),
+            tf.image.convert_image_dtype(patch, tf.float32))
 
 
 def draw_quality(seed, cfg):
@@ -130,37 +189,128 @@ def _degrade(patch, seed, cfg):
     return patch
 
 
-def patch_dataset(source, config, batch_size, seed=0, shuffle=True, repeat=True):
+class PipelinePlan(NamedTuple):
+    """What `patch_dataset` will read and how (see `pipeline_plan`)."""
+    kind: str                 # "files" or "shards"
+    items: list               # image paths or shard files, sorted
+    images: int               # number of images (None: shards without an index)
+    decoded_bytes: int        # uint8 pixels of the decoded set (None: unknown)
+    cache: bool               # decoded images kept in memory
+    crops_per_image: int
+
+
+def pipeline_plan(source, config, cache=None, cache_budget=CACHE_BUDGET):
+    """Lists a source and decides the pipeline: files or shards, cached or streamed.
+
+    Images smaller than the patch size are refused (from the image headers, or the shards'
+    index). With `cache=None` the decoded images are cached when they fit `cache_budget`
+    bytes (height * width * channels summed over the set, from the headers / index);
+    shards without an index are streamed.
+    """
+    p = config.patch_size
+    shards = find_shards(source)
+    if shards is None:
+        items = list_images(source)
+        sizes = image_sizes(items)
+        small = [(path, s) for path, s in zip(items, sizes) if min(s) < p]
+        if small:
+            raise InputError(f"{len(small)} image(s) smaller than the patch size {p}, "
+                             f"e.g. {small[0][0]} {small[0][1]}")
+        images, decoded = len(items), sum(h * w for h, w in sizes) * config.channels
+    else:
+        items, stats = shards, shard_stats(shards)
+        images = decoded = None
+        if stats is not None:
+            images, pixels, side = stats
+            if side < p:
+                raise InputError(f"the shards hold images smaller than the patch size {p} "
+                                 f"(smallest side {side})")
+            decoded = pixels * config.channels
+    if cache is None:
+        cache = decoded is not None and decoded <= cache_budget
+    crops = config.crops_per_image or (1 if cache else STREAM_CROPS)
+    return PipelinePlan("shards" if shards else "files", items, images, decoded, bool(cache),
+                        crops)
+
+
+def _records(files, cycle_length):
+    """Encoded image bytes from a dataset of shard file names, interleaved over files."""
+    return files.interleave(
+        tf.data.TFRecordDataset, cycle_length=cycle_length, block_length=1,
+        num_parallel_calls=tf.data.AUTOTUNE if cycle_length > 1 else None,
+        deterministic=True).map(
+        lambda r: tf.io.parse_single_example(r, {"image": tf.io.FixedLenFeature([], tf.string)})[
+            "image"])
+
+
+def _image_stream(plan, config, seed, shuffle, repeat):
+    """Enumerated (index, decoded image) or (index, encoded bytes) stream, with the image
+    order shuffled each pass; the second element of the tuple says whether it is decoded."""
+    c = config.channels
+    items = tf.data.Dataset.from_tensor_slices(plan.items)
+    if plan.cache:
+        # Everything decoded once into memory, then shuffled with a buffer of the whole set.
+        if plan.kind == "files":
+            ds = items.map(tf.io.read_file)
+        else:
+            ds = _records(items, 1)
+        ds = ds.map(lambda b: decode_bytes(b, c), num_parallel_calls=tf.data.AUTOTUNE).cache()
+        count = plan.images or int(ds.reduce(0, lambda n, _: n + 1))
+        if shuffle:
+            ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        return (ds.repeat() if repeat else ds).enumerate(), True
+    # Streamed: only names are shuffled (a shard's records stay in order, interleaved with
+    # other shards' and mixed by the patch shuffle buffer).
+    if shuffle:
+        items = items.shuffle(len(plan.items), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        items = items.repeat()
+    if plan.kind == "files":
+        return items.enumerate(), False
+    return _records(items, min(len(plan.items), 4) if shuffle else 1).enumerate(), False
+
+
+def patch_dataset(source, config, batch_size, seed=0, shuffle=True, repeat=True, *,
+                  cache=None, cache_budget=CACHE_BUDGET, shuffle_buffer=SHUFFLE_BUFFER):
     """Training pipeline: images -> batches of (degraded, clean) float32 patches in [0, 1].
 
     Args:
-      source: directory, glob or list of paths.
-      config: a PatchConfig.
+      source: image folder, glob or list of those; or TFRecord shards written by
+        `tfcomp data pack` (a shard folder, a ``*.tfrecord`` glob or a list of those).
+      config: a PatchConfig (augmentations, JPEG degradation, crops per image).
       batch_size: global batch size (split over replicas by the distribution strategy).
       seed: shuffle and augmentation seed; the same seed on every worker gives the same
         stream, so MultiWorkerMirroredStrategy can shard it by element (DATA policy).
       shuffle, repeat: shuffle image order each pass; repeat forever.
+      cache: True keeps the decoded images in memory, False streams them (decoding each
+        image again at each visit), None (default) caches when the decoded set fits
+        `cache_budget` bytes (see `pipeline_plan`).
+      shuffle_buffer: patches in the shuffle buffer behind the crops, used when an image
+        gives several crops or the source is shards (whose records come in pack order).
 
-    Every element's randomness comes from stateless ops keyed by (seed, element index),
-    so the stream is the same with any degree of parallelism.
+    Images are read in parallel (`map`/`interleave` with AUTOTUNE, in order), each visit
+    cropped `crops_per_image` times. Every patch's randomness (crop, rescale, rotation,
+    flip, JPEG quality) comes from stateless ops keyed by (seed, patch index in the
+    stream), so the stream is the same with any degree of parallelism, and the same
+    cached or streamed.
     """
-    paths = list_images(source)
-    small = [(p, s) for p, s in zip(paths, image_sizes(paths)) if min(s) < config.patch_size]
-    if small:
-        raise InputError(f"{len(small)} image(s) smaller than the patch size "
-                         f"{config.patch_size}, e.g. {small[0][0]} {small[0][1]}")
-    # Decoded once, then kept in memory: decoding megapixel PNGs per patch would dominate.
-    ds = tf.data.Dataset.from_tensor_slices(paths).map(
-        lambda p: decode_file(p, config.channels), num_parallel_calls=tf.data.AUTOTUNE).cache()
-    if shuffle:
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.enumerate()
-    ds = ds.map(lambda i, im: _augment(im, tf.stack([tf.cast(seed, tf.int64), i]), config),
+    plan = pipeline_plan(source, config, cache=cache, cache_budget=cache_budget)
+    n, c = plan.crops_per_image, config.channels
+    images, decoded = _image_stream(plan, config, seed, shuffle, repeat)
+    if decoded:
+        crop_fn = lambda j, image: _crops(j, image, seed, config, n)  # noqa: E731
+    elif plan.kind == "files":
+        crop_fn = lambda j, path: _crops(j, decode_file(path, c), seed, config, n)  # noqa: E731
+    else:
+        crop_fn = lambda j, data: _crops(j, decode_bytes(data, c), seed, config, n)  # noqa: E731
+    ds = images.map(crop_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    if shuffle and (n > 1 or plan.kind == "shards"):
+        ds = ds.shuffle(shuffle_buffer, seed=seed)
+    ds = ds.map(lambda patch, s: _pair(patch, s, config),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
+    options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)
 
