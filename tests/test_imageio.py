@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from tfcomp import imageio
+from tfcomp import imageio, limits
 from tfcomp.errors import InputError
 from tfcomp.imageio import (
     image_from_bytes,
@@ -390,7 +390,7 @@ def test_huge_header_decompression_bomb(tmp_path):
 
 
 def test_huge_header_checked_before_decoding(tmp_path, monkeypatch):
-    # With Pillow's own bomb check off, MAX_PIXELS must still refuse before any decode.
+    # With Pillow's own bomb check off, the pixel budget must still refuse before any decode.
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
 
     def no_load(self):
@@ -404,15 +404,15 @@ def test_huge_header_checked_before_decoding(tmp_path, monkeypatch):
     _assert_one_line(ei, str(p), "too large", "100000x100000")
 
 
-def test_max_pixels_monkeypatched(tmp_path, monkeypatch):
+def test_pixel_budget_applies_to_the_reader(tmp_path):
     p = tmp_path / "a.png"
     write_image(p, _rgb(10, 10))
-    monkeypatch.setattr(imageio, "MAX_PIXELS", 99)
-    with pytest.raises(InputError) as ei:
-        read_image(p)
-    _assert_one_line(ei, "too large")
-    monkeypatch.setattr(imageio, "MAX_PIXELS", 100)
-    assert read_image(p).shape == (10, 10, 3)
+    with limits.pixel_budget(99):
+        with pytest.raises(InputError) as ei:
+            read_image(p)
+    _assert_one_line(ei, "too large", "10x10", "budget of 99")
+    with limits.pixel_budget(100):
+        assert read_image(p).shape == (10, 10, 3)
 
 
 def test_eps_not_opened(tmp_path):

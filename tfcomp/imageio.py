@@ -6,15 +6,17 @@ import os
 import stat
 import struct
 import tempfile
+import warnings
 import zlib
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import limits
 from .errors import InputError
 
 __all__ = [
-    "MAX_PIXELS",
+    "DECODE_ERRORS",
     "pad_to_multiple",
     "READ_MODES",
     "WRITE_FORMATS",
@@ -29,9 +31,6 @@ __all__ = [
     "list_images",
 ]
 
-#: Largest image (width * height) that is decoded; checked from the header before decoding.
-MAX_PIXELS = 16384 * 16384
-
 #: Accepted values of the ``mode`` argument of the readers.
 READ_MODES = ("rgb", "gray", "any")
 
@@ -44,6 +43,13 @@ WRITE_FORMATS = {
     ".ppm": "PPM",
 }
 
+# Pillow's bomb check follows the pixel budget (see _decode); its warning between the budget
+# and twice the budget is noise, as the budget check refuses those images itself.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+# Bytes read to find a JPEG's frame header (its APPn segments come first).
+_JPEG_HEADER_BYTES = 1 << 20
+
 # Formats never opened: EPS is rendered by an external Ghostscript process.
 _EXCLUDED_FORMATS = frozenset({"EPS"})
 
@@ -52,7 +58,7 @@ _SINGLE_CHANNEL_MODES = frozenset({"1", "L", "I", "F", "I;16", "I;16B", "I;16L",
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 
 # Exceptions Pillow's plugins and decoders raise on malformed input.
-_DECODE_ERRORS = (
+DECODE_ERRORS = (
     OSError,
     SyntaxError,
     ValueError,
@@ -175,43 +181,68 @@ def _apply_exif_orientation(img):
     """Rotate/flip the image upright from its EXIF orientation; unreadable EXIF is ignored."""
     try:
         ImageOps.exif_transpose(img, in_place=True)
-    except _DECODE_ERRORS:
+    except DECODE_ERRORS:
         pass
     return img
 
 
+def _check_jpeg_fill(fp, name):
+    """InputError when a JPEG file is too short for the blocks its frame header claims."""
+    position = fp.tell()
+    try:
+        fp.seek(0)
+        head = fp.read(_JPEG_HEADER_BYTES)
+        size = fp.seek(0, io.SEEK_END)
+    finally:
+        fp.seek(position)
+    frame = limits.jpeg_frame(head)
+    if frame is None:
+        return
+    needed = frame["offset"] + limits.jpeg_min_bytes(frame)
+    if size < needed:
+        raise InputError(f"{name}: JPEG header claims {frame['width']}x{frame['height']} but "
+                         f"the file has only {size} bytes (at least {needed} needed)")
+
+
+def _over_budget(name):
+    """The error for an image Pillow itself finds over the budget (its bomb check)."""
+    return InputError(f"{name}: image is too large (over the pixel budget of "
+                      f"{limits.max_pixels()}; raise it with --max-pixels)")
+
+
 def _decode(fp, name, mode):
     """Decode an open binary stream into (uint8 array, info dict); raises InputError."""
+    if Image.MAX_IMAGE_PIXELS is not None:  # Pillow's own bomb check follows the budget
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels()
     try:
         img = Image.open(fp, formats=_open_formats())
     except Image.DecompressionBombError:
-        raise InputError(f"{name}: image is too large to decode") from None
-    except _DECODE_ERRORS:
+        raise _over_budget(name) from None
+    except DECODE_ERRORS:
         raise InputError(f"{name}: not an image Pillow can read") from None
     with img:
         width, height = img.size
         if width <= 0 or height <= 0:
             raise InputError(f"{name}: image has zero size ({width}x{height})")
-        if width * height > MAX_PIXELS:
-            raise InputError(
-                f"{name}: image is too large ({width}x{height} = {width * height} pixels, "
-                f"limit {MAX_PIXELS})"
-            )
+        # The size comes from the header: refuse before anything is allocated.
+        limits.check_pixels(width, height, f"{name}: image is too large")
+        if img.format == "JPEG":
+            _check_jpeg_fill(fp, name)
         info = {"mode": img.mode, "size": (width, height), "format": img.format}
         try:
             img.load()  # force a full decode: truncation is detected here
         except Image.DecompressionBombError:
-            raise InputError(f"{name}: image is too large to decode") from None
+            raise _over_budget(name) from None
         except MemoryError:
             raise InputError(f"{name}: not enough memory to decode the image") from None
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             raise InputError(f"{name}: image file is truncated or corrupted") from None
         try:
             _apply_exif_orientation(img)
             arr, is_gray = _natural_array(img)
         except MemoryError:
             raise InputError(f"{name}: not enough memory to decode the image") from None
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             raise InputError(f"{name}: cannot convert image mode {info['mode']} to 8 bit") from None
         if mode == "rgb":
             if is_gray:
@@ -272,7 +303,8 @@ def read_image(path, mode="rgb"):
     ignored), multi-frame files yield their first frame, and EPS is never opened.
 
     Every failure (missing file, directory, empty, not an image, truncated or
-    corrupted data, more than :data:`MAX_PIXELS` pixels) raises
+    corrupted data, more pixels than the budget :func:`tfcomp.limits.max_pixels`, a JPEG
+    too short for its frame) raises
     :class:`~tfcomp.errors.InputError` with a one-line message naming the file.
     """
     return read_image_with_info(path, mode)[0]

@@ -7,7 +7,7 @@ from .bdrate import bd_rate
 from .imageio import write_bytes
 
 __all__ = ["label_of", "plot_codecs", "plot_restorers", "bd_rate_table", "default_plot_path",
-           "worst_crop", "plot_crops"]
+           "worst_crop", "plot_crops", "datasets_differ"]
 
 
 def label_of(result):
@@ -15,6 +15,34 @@ def label_of(result):
     name = result.get("codec") or result.get("restorer")
     opts = result.get("options") or {}
     return name + "".join(f" {k}={v}" for k, v in sorted(opts.items()))
+
+
+def _image_names(result):
+    """The image names a result lists (empty when it lists none)."""
+    names = set()
+    for point in result.get("points") or ():
+        for image in (point.get("images") or ()) if isinstance(point, dict) else ():
+            if isinstance(image, dict) and "name" in image:
+                names.add(str(image["name"]))
+    return frozenset(names)
+
+
+def _data_key(result):
+    """What identifies a result's dataset: its image names, else its normalised "data" text."""
+    names = _image_names(result)
+    if names:
+        return ("images", names)
+    data = result.get("data")
+    return ("data", os.path.normpath(data) if isinstance(data, str) and data else data)
+
+
+def datasets_differ(results):
+    """Each result's "data" field when the results were not all measured on one dataset,
+    else None. One dataset: the same image names (or, without per-image lists, the same
+    normalised "data" path)."""
+    if len({_data_key(r) for r in results}) <= 1:
+        return None
+    return [r.get("data") for r in results]
 
 
 def _save(fig, path):

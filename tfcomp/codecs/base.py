@@ -4,6 +4,7 @@ import abc
 
 import numpy as np
 
+from .. import limits
 from ..errors import BitstreamError, InputError
 
 __all__ = ["Codec", "as_image"]
@@ -82,8 +83,10 @@ class Codec(abc.ABC):
         return quality
 
     def encode(self, image, quality=None):
-        """Encodes a uint8 HxW[xC] image into the bytes of a complete file."""
+        """Encodes a uint8 HxW[xC] image into the bytes of a complete file (within the budget)."""
         image, _ = as_image(image)
+        limits.check_pixels(image.shape[1], image.shape[0],
+                            f"{self.name}: the image to encode is too large")
         return self._encode(image, self.check_quality(quality))
 
     def decode(self, data):

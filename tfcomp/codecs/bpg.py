@@ -16,8 +16,9 @@ Images: uint8 HxW, HxWx1 (gray: a grayscale BPG, pixel_format 0), HxWx3 (RGB) or
 (RGBA: alpha is coded as a BPG alpha plane); :func:`decode` returns HxWx1 for gray files
 and HxWx3 otherwise (``alpha=True`` adds the alpha channel).  The registry codec takes
 and returns 1 or 3 channels like every codec.  Limits: each side at most 65535 and at
-most 2^28 (16384*16384, :data:`tfcomp.imageio.MAX_PIXELS`) pixels, for encoding and for
-the sizes a decoded header may claim.  ``lossless=True`` is bpgenc's ``-lossless``: RGB
+most the pixel budget (:func:`tfcomp.limits.max_pixels`, 64 Mi pixels by default) for
+encoding and for the sizes a decoded header may claim: :func:`decode` reads the size from
+the header and refuses it before the op allocates anything (the op itself caps at 2^28).  ``lossless=True`` is bpgenc's ``-lossless``: RGB
 colour space, 4:4:4, 8 bits, bit-exact round trip.  Only the first frame of an animated
 BPG is decoded.
 
@@ -31,8 +32,8 @@ import threading
 
 import numpy as np
 
+from .. import limits
 from ..errors import BitstreamError, InputError, TfcompError
-from ..imageio import MAX_PIXELS
 from .base import Codec
 
 __all__ = ["BpgCodec", "encode", "decode", "bpg_encode", "bpg_decode", "bpg_roundtrip",
@@ -110,9 +111,9 @@ def _as_image(image):
     h, w = image.shape[:2]
     if h < 1 or w < 1:
         raise InputError(f"bpg: image is empty: shape {image.shape}")
-    if h > MAX_SIDE or w > MAX_SIDE or h * w > MAX_PIXELS:
-        raise InputError(f"bpg: image {w}x{h} is too large (at most {MAX_SIDE} per side and "
-                         f"{MAX_PIXELS} pixels)")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise InputError(f"bpg: image {w}x{h} is too large (at most {MAX_SIDE} per side)")
+    limits.check_pixels(w, h, "bpg: the image to encode is too large")
     return np.ascontiguousarray(image)
 
 
@@ -143,6 +144,9 @@ def decode(data, alpha=False):
     data = bytes(data)
     if not data:
         raise BitstreamError("bpg: empty file")
+    size = limits.bpg_size(data)
+    if size is not None:  # malformed headers are the op's to report
+        limits.check_pixels(*size, "bpg: the file's image is too large", BitstreamError)
     gray = len(data) > 4 and data[:4] == MAGIC and data[4] >> 5 == 0
     channels = 0 if alpha else (1 if gray else 3)
     ops = load_ops()

@@ -5,27 +5,53 @@ import io
 import numpy as np
 from PIL import Image
 
+from .. import limits
 from ..errors import BitstreamError
-from ..imageio import MAX_PIXELS
+from ..imageio import DECODE_ERRORS
 from .base import Codec
 
-__all__ = ["JpegCodec", "WebpCodec", "Jpeg2000Codec", "pillow_decode"]
+__all__ = ["JpegCodec", "WebpCodec", "Jpeg2000Codec", "pillow_decode", "check_jpeg_header"]
+
+
+def check_jpeg_header(data, codec_name):
+    """BitstreamError when a JPEG's frame header claims more than the budget or than the
+    file's bytes can fill (read from the SOF segment, before any decoding)."""
+    frame = limits.jpeg_frame(data)
+    if frame is None:
+        return
+    what = f"{codec_name}: the file's image is too large"
+    limits.check_pixels(frame["width"], frame["height"], what, BitstreamError)
+    limits.check_fill(len(data), frame["offset"] + limits.jpeg_min_bytes(frame), codec_name,
+                      frame["width"], frame["height"])
 
 
 def pillow_decode(data, codec_name, formats):
-    """Decodes `data` with Pillow, accepting only `formats`; HxW x1 or x3 uint8."""
+    """Decodes `data` with Pillow, accepting only `formats`; HxW x1 or x3 uint8.
+
+    The size in the header is checked against the pixel budget before decoding.
+    """
+    if "JPEG" in formats:
+        check_jpeg_header(data, codec_name)
+    if Image.MAX_IMAGE_PIXELS is not None:  # Pillow's own bomb check follows the budget
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels()
     try:
         with Image.open(io.BytesIO(data), formats=formats) as img:
-            if img.width * img.height > MAX_PIXELS:
-                raise BitstreamError(f"{codec_name}: header claims {img.width}x{img.height} "
-                                     f"pixels, more than the limit of {MAX_PIXELS}")
+            limits.check_pixels(img.width, img.height,
+                                f"{codec_name}: the file's image is too large", BitstreamError)
             img.load()
             mode = img.mode
             if mode in ("L", "1", "I;16", "I"):
                 arr = np.asarray(img.convert("L"))[:, :, None]
             else:
                 arr = np.asarray(img.convert("RGB"))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except BitstreamError:
+        raise
+    except Image.DecompressionBombError:
+        raise BitstreamError(f"{codec_name}: the file's image is over the pixel budget of "
+                             f"{limits.max_pixels()} (raise it with --max-pixels)") from None
+    except MemoryError:
+        raise BitstreamError(f"{codec_name}: not enough memory to decode the file") from None
+    except DECODE_ERRORS as e:
         raise BitstreamError(f"{codec_name}: corrupted or truncated file ({e})") from None
     return np.ascontiguousarray(arr)
 

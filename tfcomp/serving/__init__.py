@@ -24,10 +24,14 @@ class ModelServer:
 
     Ports: an integer (0 = any free port, read back from ``rest_port``/``grpc_port`` after
     ``start()``) or None for no such front end. ``host`` is the listening address.
+    REST bounds: ``request_timeout`` seconds for a client to send a whole request (and for
+    an idle keep-alive wait), ``max_connections`` open connections. Every request's images
+    are checked against the pixel budget (tfcomp.limits) before the model runs.
     """
 
     def __init__(self, model_config, rest_port=8501, grpc_port=8500, host="127.0.0.1",
-                 max_body_bytes=64 << 20, rest_threads=16, grpc_workers=8, verbose=False):
+                 max_body_bytes=64 << 20, rest_threads=16, grpc_workers=8, verbose=False,
+                 request_timeout=60.0, max_connections=64):
         from .servables import ModelRegistry
         self.registry = ModelRegistry(model_config)
         self.host = host
@@ -35,6 +39,7 @@ class ModelServer:
         self.max_body_bytes = max_body_bytes
         self.rest_threads, self.grpc_workers = rest_threads, grpc_workers
         self.verbose = verbose
+        self.request_timeout, self.max_connections = request_timeout, max_connections
         self.rest = self.grpc = None
         self.rest_port = self.grpc_port = None
         self._thread = None
@@ -47,7 +52,9 @@ class ModelServer:
             if self._rest_port is not None:
                 try:
                     self.rest = RestServer(self.registry, self.host, self._rest_port,
-                                           self.max_body_bytes, self.rest_threads, self.verbose)
+                                           self.max_body_bytes, self.rest_threads, self.verbose,
+                                           request_timeout=self.request_timeout,
+                                           max_connections=self.max_connections)
                 except OSError as e:
                     raise InputError(f"cannot listen for REST on {self.host}:{self._rest_port}: "
                                      f"{e.strerror or e}") from None
@@ -86,7 +93,8 @@ class ModelServer:
 
 
 def serve(model_config, rest_port=8501, grpc_port=8500, host="127.0.0.1",
-          max_body_bytes=64 << 20, rest_threads=16, grpc_workers=8):
+          max_body_bytes=64 << 20, rest_threads=16, grpc_workers=8, request_timeout=60.0,
+          max_connections=64):
     """`tfcomp serve`: runs until SIGTERM/SIGINT, then shuts down gracefully. Port 0 = off
     (as in tensorflow_model_server)."""
     from ..errors import InputError
@@ -97,9 +105,14 @@ def serve(model_config, rest_port=8501, grpc_port=8500, host="127.0.0.1",
             raise InputError(f"invalid port {p}")
     if rest_port and rest_port == grpc_port:
         raise InputError("--rest-port and --grpc-port must differ")
+    if not request_timeout > 0:
+        raise InputError(f"--request-timeout must be positive, got {request_timeout}")
+    if max_connections < 1:
+        raise InputError(f"--max-connections must be at least 1, got {max_connections}")
     t0 = time.time()
     server = ModelServer(model_config, rest_port or None, grpc_port or None, host,
-                         max_body_bytes, rest_threads, grpc_workers)
+                         max_body_bytes, rest_threads, grpc_workers,
+                         request_timeout=request_timeout, max_connections=max_connections)
     stop = threading.Event()
 
     def on_signal(signum, frame):

@@ -9,15 +9,24 @@ Request bodies: ``{"signature_name": s, "instances": [...]}`` (row format, answe
 ``{"outputs": ...}``); binary strings as ``{"b64": "..."}``; DT_STRING outputs whose name ends
 in ``_bytes`` come back base64-encoded the same way. Errors: ``{"error": "..."}`` with a 4xx/5xx
 status. Bodies above the size limit get 413 before they are read.
+
+Bounds against slow or greedy clients: a request (line, headers and body) must arrive within
+``request_timeout`` seconds of its first byte, else 408 and the connection closes; an idle
+keep-alive connection closes after the same time; at most ``max_connections`` connections are
+open (more get 503 and are closed at once); the request bodies being handled at once hold at
+most four times the body limit (others wait, then get 503); bodies are parsed and run at most
+``max_concurrent`` at a time.
 """
 
 import base64
 import binascii
 import http.server
+import io
 import json
 import re
 import socket
 import threading
+import time
 
 import numpy as np
 
@@ -222,13 +231,80 @@ def metadata_json(servable):
 
 
 # -- HTTP ---------------------------------------------------------------------------------------
+class _RequestTimeout(Exception):
+    """A client took longer than the request timeout; ``started``: bytes of it had arrived."""
+
+    def __init__(self, started):
+        super().__init__("request timeout")
+        self.started = started
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's input with a deadline: idle until a request's first byte arrives,
+    then the whole request must arrive within ``timeout`` seconds."""
+
+    def __init__(self, sock, timeout):
+        super().__init__()
+        self.sock, self.timeout = sock, timeout
+        self.started = False
+        self.deadline = time.monotonic() + timeout
+
+    def next_request(self):
+        """Waits (at most ``timeout``) for the next request on a keep-alive connection."""
+        self.started = False
+        self.deadline = time.monotonic() + self.timeout
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise _RequestTimeout(self.started)
+        self.sock.settimeout(remaining)
+        try:
+            n = self.sock.recv_into(buffer)
+        except socket.timeout:
+            raise _RequestTimeout(self.started) from None
+        if n and not self.started:
+            self.started = True
+            self.deadline = time.monotonic() + self.timeout
+        return n
+
+
+class _ByteBudget:
+    """Bytes of request bodies held at once: ``acquire`` waits up to a timeout for room."""
+
+    def __init__(self, total):
+        self.total, self.used = int(total), 0
+        self._cond = threading.Condition()
+
+    def acquire(self, n, timeout):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.used and self.used + n > self.total:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            self.used += n
+            return True
+
+    def release(self, n):
+        with self._cond:
+            self.used -= n
+            self._cond.notify_all()
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "tfcomp-serving"
-    timeout = 60  # seconds a connection may stay silent (also bounds a stalled body upload)
 
     def setup(self):
         super().setup()
+        self.rfile.close()  # replaced by a reader with a per-request deadline
+        self.reader = _DeadlineReader(self.connection, self.server.request_timeout)
+        self.rfile = io.BufferedReader(self.reader, 1 << 16)
         try:  # headers and body are separate writes: without this, Nagle + delayed ACK add 40 ms
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -246,8 +322,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return super().parse_request()
 
     def handle_one_request(self):
+        self.reader.next_request()
         try:
             super().handle_one_request()
+        except _RequestTimeout as e:
+            self.close_connection = True
+            if e.started:  # a request began but did not arrive in time
+                try:
+                    self._error(408, f"the request did not arrive within "
+                                f"{self.server.request_timeout:g} s")
+                except OSError:
+                    pass
         finally:
             self.server.track(self, busy=False)
             if self.server.stopping:
@@ -259,6 +344,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _send_json(self, status, obj):
         data = (json.dumps(obj, allow_nan=True) + "\n").encode()
+        self.connection.settimeout(self.server.request_timeout)  # a client that never reads
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -327,9 +413,20 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = self._content_length()
         if length is None:
             return
+        budget = self.server.body_budget
+        if not budget.acquire(length, self.server.request_timeout):
+            self.close_connection = True
+            self._error(503, "the server is busy with other large requests; retry later")
+            return
+        try:
+            self._post(length)
+        finally:
+            budget.release(length)
+
+    def _post(self, length):
         try:
             body = self.rfile.read(length)
-        except (OSError, socket.timeout):
+        except OSError:
             self.close_connection = True
             return
         if len(body) != length:
@@ -348,12 +445,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise ServingError("INVALID_ARGUMENT", "the request body is not UTF-8") from None
             registry = self.server.registry
             servable = registry.get(m.group("name"), m.group("version"), m.group("label"))
-            sig_name, request, row = parse_predict_request(text)
-            sig = servable.signature(sig_name)
-            inputs = inputs_from_request(request, row, sig.inputs)
-            with self.server.slots:
+            with self.server.slots:  # parsing a body takes a few times its size in memory
+                sig_name, request, row = parse_predict_request(text)
+                del text, body
+                sig = servable.signature(sig_name)
+                inputs = inputs_from_request(request, row, sig.inputs)
+                del request
                 _, outputs = servable.predict(sig.name, inputs)
-            self._send_json(200, format_predict_response(outputs, row))
+                del inputs
+                response = format_predict_response(outputs, row)
+            self._send_json(200, response)
         except ServingError as e:
             self._error(e.http_status, e.message)
         except MemoryError:
@@ -376,12 +477,15 @@ class RestServer(http.server.ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, registry, host="127.0.0.1", port=8501, max_body_bytes=64 << 20,
-                 max_concurrent=16, verbose=False):
+                 max_concurrent=16, verbose=False, request_timeout=60.0, max_connections=64):
         if ":" in host:
             self.address_family = socket.AF_INET6
         self.registry = registry
         self.max_body_bytes = int(max_body_bytes)
         self.slots = threading.BoundedSemaphore(max(1, int(max_concurrent)))
+        self.request_timeout = float(request_timeout)
+        self.connections = threading.BoundedSemaphore(max(1, int(max_connections)))
+        self.body_budget = _ByteBudget(4 * self.max_body_bytes)
         self.verbose = verbose
         self.stopping = False
         self._conns = {}
@@ -391,6 +495,24 @@ class RestServer(http.server.ThreadingHTTPServer):
     @property
     def port(self):
         return self.server_address[1]
+
+    def process_request(self, request, client_address):
+        """Starts a thread for the connection, or answers 503 when too many are open."""
+        if not self.connections.acquire(blocking=False):
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.connections.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
 
     def track(self, handler, busy):
         with self._conn_lock:
@@ -411,3 +533,15 @@ class RestServer(http.server.ThreadingHTTPServer):
             except OSError:
                 pass
         self.server_close()  # joins the request threads
+
+
+def _refuse(sock):
+    """Answers a connection over the limit with 503 (best effort, never blocking long)."""
+    body = b'{"error": "too many open connections; retry later"}\n'
+    try:
+        sock.settimeout(1.0)
+        sock.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close"
+                     b"\r\n\r\n" + body)
+    except OSError:
+        pass

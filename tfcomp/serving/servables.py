@@ -10,10 +10,14 @@ import json
 import os
 import re
 
-from ..errors import InputError
+import numpy as np
+
+from .. import limits
+from ..errors import InputError, TfcompError
 from .config import read_config, resolve_versions
 
-__all__ = ["ServingError", "Servable", "ModelRegistry", "HTTP_STATUS", "clean_tf_error"]
+__all__ = ["ServingError", "Servable", "ModelRegistry", "HTTP_STATUS", "clean_tf_error",
+           "check_budget"]
 
 #: gRPC status code name -> HTTP status (TF Serving's REST mapping).
 HTTP_STATUS = {
@@ -36,6 +40,40 @@ class ServingError(Exception):
     @property
     def http_status(self):
         return HTTP_STATUS.get(self.code, 500)
+
+
+def _check_encoded(key, value):
+    """An encoded image (PNG/JPEG/BPG bytes) within the pixel budget and able to fill its size."""
+    size = limits.image_size(value)
+    if size is None:
+        return
+    try:
+        limits.check_pixels(*size, f"input {key!r}: image too large")
+        frame = limits.jpeg_frame(value)
+        if frame is not None:
+            limits.check_fill(len(value), frame["offset"] + limits.jpeg_min_bytes(frame),
+                              f"input {key!r}", *size)
+    except InputError as e:
+        raise ServingError("RESOURCE_EXHAUSTED", str(e)) from None
+    except TfcompError as e:
+        raise ServingError("INVALID_ARGUMENT", str(e)) from None
+
+
+def check_budget(inputs):
+    """ServingError unless every input fits the pixel budget (tfcomp.limits), before the
+    model runs: encoded images by their headers, image tensors [..., H, W, C] by their
+    shape (all leading dimensions times H times W)."""
+    for key, arr in inputs.items():
+        if arr.dtype == object or arr.dtype.kind == "S":
+            for value in arr.reshape(-1):
+                if isinstance(value, (bytes, bytearray)):
+                    _check_encoded(key, value)
+        elif arr.ndim >= 3:
+            pixels = int(np.prod(arr.shape[:-1], dtype=np.int64))
+            if pixels > limits.max_pixels():
+                raise ServingError("RESOURCE_EXHAUSTED", f"input {key!r} of shape "
+                                   f"{list(arr.shape)} holds {pixels} pixels, over the pixel "
+                                   f"budget of {limits.max_pixels()}")
 
 
 def clean_tf_error(e):
@@ -108,6 +146,7 @@ class Servable:
             raise ServingError("INVALID_ARGUMENT", "signature " + sig.name + " takes inputs "
                                f"{sorted(sig.inputs)}" + (f"; missing {missing}" if missing else "")
                                + (f"; unknown {extra}" if extra else ""))
+        check_budget(inputs)
         feeds = {}
         for key, spec in sig.inputs.items():
             arr = inputs[key]
