@@ -137,7 +137,7 @@ def test_console_script_exit_codes_and_help(tmp_path):
 
 def test_evaluate_restorer_checkpoint_weights(capsys, tmp_path):
     from tfcomp.models import get_spec
-    from tfcomp.models.restorer import identity_init
+    from tfcomp.restorer.model import identity_init
     data = tmp_path / "imgs"
     data.mkdir()
     Image.fromarray(natural_image(seed=3)).save(data / "a.png")

@@ -5,11 +5,12 @@ import pytest
 import tensorflow as tf
 
 from tfcomp import models
-from tfcomp.codecs import cwic as cwic_codec
+from tfcomp.cwic import codec as cwic_codec
 from tfcomp.codecs import get_codec
-from tfcomp.cwic_coding import ContextTables, decode_streams, encode_streams
+from tfcomp.cwic.coding import ContextTables, decode_streams, encode_streams
 from tfcomp.errors import BitstreamError
-from tfcomp.models.cwic import binarize, build_cwic, importance_mask, kept_channels
+from tfcomp.cwic.model import binarize, build_cwic, importance_mask, kept_channels
+from tfcomp.cwic import model as cwic_model
 
 
 def photo(h=40, w=56, seed=0):
@@ -95,11 +96,11 @@ def test_ms_ssim_distortion_is_the_loss_and_trains():
     assert float(loss) == pytest.approx(1.0 - float(logs["msssim"]) + 20.0 * float(logs["mse"]),
                                         rel=1e-5)
     # The four-scale weights are MS-SSIM's first four, renormalised: identical images -> 1.
-    ms4 = models.cwic.ms_ssim_4
+    ms4 = cwic_model.ms_ssim_4
     assert float(tf.reduce_mean(ms4(x, x))) == pytest.approx(1.0, abs=1e-5)
     # Same numbers as TensorFlow's implementation while every term is positive ...
     noisy = tf.clip_by_value(x + tf.random.stateless_normal(x.shape, (1, 1), 0, 0.05), 0, 1)
-    want = tf.image.ssim_multiscale(x, noisy, 1.0, power_factors=models.cwic._MS4)
+    want = tf.image.ssim_multiscale(x, noisy, 1.0, power_factors=cwic_model._MS4)
     np.testing.assert_allclose(ms4(x, noisy).numpy(), want.numpy(), rtol=1e-5)
     # ... but a negatively correlated pair (TF: NaN gradient) still gives a finite gradient.
     inverse = tf.Variable(1.0 - x)
@@ -188,7 +189,7 @@ def test_registry_codec_and_cli(tiny, tmp_path, monkeypatch, capsys):
     for name in [n for n in models.model_names("learned") if n.startswith("cwic-")]:
         monkeypatch.delitem(models._REGISTRY, name)
     monkeypatch.setitem(models._REGISTRY, "cwic-7", models.ModelSpec(
-        name="cwic-7", kind="learned", description="test", builder="tfcomp.models.cwic:build_cwic",
+        name="cwic-7", kind="learned", description="test", builder="tfcomp.cwic.model:build_cwic",
         builder_kwargs={"config": "tiny"}, weights="t.weights.h5", tables="t.ctx.npz",
         quality_min=7, quality_max=7, quality_default=7))
     codec = get_codec("cwic")
@@ -218,7 +219,7 @@ def test_bench_cwic_times_every_stage():
 
 
 def test_ablation_rows_count_rates_per_variant(tiny):
-    from tfcomp.cwic_training import ablation_rows
+    from tfcomp.cwic.training import ablation_rows
     from tfcomp.metrics import psnr
     img = photo(176, 176, 4)
     tables = ContextTables(tiny.n, tiny.levels)
@@ -271,8 +272,8 @@ def test_train_cwic_writes_slim_weights_that_load(tmp_path):
 
 
 def test_context_families_round_trip_and_rank_as_expected():
-    from tfcomp.cwic_coding import FAMILIES, decode_bits, encode_bits
-    from tfcomp.cwic_contexts import compare_families
+    from tfcomp.cwic.coding import FAMILIES, decode_bits, encode_bits
+    from tfcomp.cwic.contexts import compare_families
     rng = np.random.default_rng(1)
     h, w, n, levels = 10, 14, 8, 2
 

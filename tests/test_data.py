@@ -176,7 +176,7 @@ def test_empty_source(tmp_path):
 
 
 def test_fit_under_mirrored_strategy(image_dir):
-    from tfcomp.models.restorer import build_restorer
+    from tfcomp.restorer.model import build_restorer
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     ds = patch_dataset(image_dir, PatchConfig(patch_size=P, quality=10), batch_size=B, seed=1)
     with strategy.scope():

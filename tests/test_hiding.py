@@ -10,11 +10,11 @@ from PIL import Image
 from imagegen import natural_gray, natural_rgb
 from tfcomp import models
 from tfcomp.codecs import get_codec
-from tfcomp.codecs.hiding import COMMENT_PREFIX
+from tfcomp.hiding.codec import COMMENT_PREFIX
 from tfcomp.errors import InputError
-from tfcomp.models.hiding import (HidingModel, build_hiding, build_hiding_encoder, codec_in_loop,
+from tfcomp.hiding.model import (HidingModel, build_hiding, build_hiding_encoder, codec_in_loop,
                                   real_codec, st_quantize)
-from tfcomp.models.restorer import build_restorer
+from tfcomp.restorer.model import build_restorer
 
 
 def batch(n=2, h=32, w=48):
@@ -149,7 +149,7 @@ def test_hiding_jpeg_writes_a_standard_jpeg_and_decodes(loaded):
     # Decoding picks the model from the file's marker, without --model.
     out = get_codec("hiding-jpeg").decode(data)
     assert out.shape == img.shape and out.dtype == np.uint8
-    from tfcomp.restore import restore_array
+    from tfcomp.restorer.restore import restore_array
     np.testing.assert_array_equal(out, restore_array(loaded.decoder, viewer))
 
 
@@ -243,7 +243,7 @@ def test_hiding_bpg_writes_a_standard_bpg(monkeypatch):
     viewer = plain.decode(data)
     assert viewer.shape == img.shape
     out = get_codec("hiding-bpg").decode(data)
-    from tfcomp.restore import restore_array
+    from tfcomp.restorer.restore import restore_array
     np.testing.assert_array_equal(out, restore_array(model.decoder, viewer))
     with pytest.raises(InputError, match=r"no trained model for quality 35; installed: hiding-bpg-qp30-s2"):
         get_codec("hiding-bpg").encode(img, 35)
@@ -293,7 +293,7 @@ def test_worst_crop_finds_the_damaged_window():
 
 def test_decoder_starts_from_a_gated_restorer_file_without_its_gate(tmp_path):
     """--decoder-init may be the (quality-gated) restorer-blind file: D gets its network."""
-    from tfcomp.models.restorer import split_gate
+    from tfcomp.restorer.model import split_gate
     gated = build_restorer(widths=(4, 4, 4, 4), quality_gate=True)
     path = str(tmp_path / "gated.weights.h5")
     gated.save_weights(path)

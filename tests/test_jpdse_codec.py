@@ -11,8 +11,8 @@ from imagegen import natural_rgb
 from tfcomp import models
 from tfcomp.codecs import codec_for_bytes, get_codec
 from tfcomp.errors import BitstreamError, InputError
-from tfcomp.models.jpdse import build_generator
-from tfcomp.semantic import decode_side_info, instance_edges, semantic_input, unpack_jpdse
+from tfcomp.jpdse.model import build_generator
+from tfcomp.jpdse.semantic import decode_side_info, instance_edges, semantic_input, unpack_jpdse
 
 
 def scene(h=40, w=56):
@@ -61,7 +61,7 @@ def test_coarse_labels_from_the_model_spec(generator, monkeypatch):
     # A model trained on coarse labels makes the codec send them; the receiver decodes the
     # same semantics the training data used (receiver_semantics).
     import dataclasses
-    from tfcomp.semantic import receiver_semantics
+    from tfcomp.jpdse.semantic import receiver_semantics
     rgb, labels, instances = scene(48, 64)
     full = get_codec("jpdse-bpg", labels=labels, instances=instances).encode(rgb, 36)
     spec = dataclasses.replace(models.get_spec("jpdse-bpg-p3"), codec_settings={"label_scale": 4})
@@ -141,7 +141,7 @@ def test_shipped_generators_beat_bpg_on_a_held_out_frame(model):
         pytest.skip("../shared/data/cityscapes_sample is not beside the checkout")
     from tfcomp.codecs import bpg
     from tfcomp.metrics import psnr
-    from tfcomp.semantic import cityscapes_frames, load_frame, split_frames
+    from tfcomp.jpdse.semantic import cityscapes_frames, load_frame, split_frames
     assert models.is_available(model), f"{model} weights are not installed"
     _, held = split_frames(cityscapes_frames(SHARED_CITYSCAPES))
     rgb, labels, instances = load_frame(held[0], (1024, 512))

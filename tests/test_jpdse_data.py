@@ -1,10 +1,10 @@
-"""JPD-SE training data: whole frames and aligned random crops from tfcomp.jpdse_data."""
+"""JPD-SE training data: whole frames and aligned random crops from tfcomp.jpdse.data."""
 
 import numpy as np
 import pytest
 
 from tfcomp.errors import InputError
-from tfcomp.jpdse_data import CROP_ALIGN, frame_dataset
+from tfcomp.jpdse.data import CROP_ALIGN, frame_dataset
 
 
 def records(n=2, h=64, w=96):

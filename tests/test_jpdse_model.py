@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcomp.models import jpdse
-from tfcomp.models.jpdse import (CONFIGS, INPUT_CHANNELS, NUM_LABELS, SEMANTIC_CHANNELS,
+from tfcomp.jpdse import model as jpdse
+from tfcomp.jpdse.model import (CONFIGS, INPUT_CHANNELS, NUM_LABELS, SEMANTIC_CHANNELS,
                                  AvgPoolExcludePad, InstanceNorm, JpdseModel, ReflectionPad2D,
                                  VGGPerceptual, build_discriminator, build_generator,
                                  build_jpdse, distortion_loss, feature_matching_loss,
@@ -284,7 +284,7 @@ def test_vgg_perceptual_zero_for_identical_positive_otherwise(vgg):
 
 
 def test_vgg_from_file(tmp_path, caplog, vgg):
-    with caplog.at_level(logging.WARNING, logger="tfcomp.models.jpdse"):
+    with caplog.at_level(logging.WARNING, logger="tfcomp.jpdse.model"):
         assert VGGPerceptual.from_file(None) is None
     assert "perceptual loss is off" in caplog.text
     with pytest.raises(ValueError, match="not found"):
@@ -426,7 +426,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     mirrored = make_strategy(cpu_devices=2)  # before any other TF op
     import numpy as np
     import tensorflow as tf
-    from tfcomp.models.jpdse import VGGPerceptual, build_jpdse
+    from tfcomp.jpdse.model import VGGPerceptual, build_jpdse
     from test_jpdse_model import scene
 
     sem, dec, tgt = scene(batch=4)

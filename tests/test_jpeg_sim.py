@@ -1,4 +1,4 @@
-"""Tests for tfcomp.jpeg_sim, the differentiable libjpeg simulation (hiding strategy I)."""
+"""Tests for tfcomp.hiding.jpeg_sim, the differentiable libjpeg simulation (hiding strategy I)."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from imagegen import natural_gray, natural_rgb
 from tfcomp.codecs.graph_jpeg import jpeg_encode, jpeg_roundtrip
-from tfcomp.jpeg_sim import (CHROMA_TABLE, LUMA_TABLE, _upsample_h2v2, compare_with_real,
+from tfcomp.hiding.jpeg_sim import (CHROMA_TABLE, LUMA_TABLE, _upsample_h2v2, compare_with_real,
                              jpeg_simulate, quant_tables)
 
 QUALITIES = (10, 30, 50, 75, 90)

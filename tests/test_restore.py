@@ -7,8 +7,8 @@ import tensorflow as tf
 from tfcomp import metrics, models
 from tfcomp.codecs import get_codec
 from tfcomp.evaluate import evaluate_restorer
-from tfcomp.models.restorer import build_restorer, receptive_radius
-from tfcomp.restore import restore_array
+from tfcomp.restorer.model import build_restorer, receptive_radius
+from tfcomp.restorer.restore import restore_array
 
 
 def photo(h=96, w=80, seed=0):

@@ -1,4 +1,4 @@
-"""Tests for the artifact-removal CNN (tfcomp.models.restorer) and the model registry."""
+"""Tests for the artifact-removal CNN (tfcomp.restorer.model) and the model registry."""
 
 import os
 
@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from tfcomp import models
 from tfcomp.errors import InputError
-from tfcomp.models.restorer import DEFAULT_WIDTHS, build_restorer, receptive_radius
+from tfcomp.restorer.model import DEFAULT_WIDTHS, build_restorer, receptive_radius
 
 TINY = (4, 4, 4, 4)
 
@@ -160,7 +160,7 @@ def test_load_model_missing_weights(tmp_path, monkeypatch):
 def test_load_model_missing_weights_custom_spec(monkeypatch):
     spec = models.ModelSpec(
         name="test-tiny-restorer", kind="restorer", description="test",
-        builder="tfcomp.models.restorer:build_restorer", builder_kwargs={"widths": TINY},
+        builder="tfcomp.restorer.model:build_restorer", builder_kwargs={"widths": TINY},
         weights="does-not-exist.weights.h5", trained_with="python train_tiny.py")
     monkeypatch.setitem(models._REGISTRY, spec.name, spec)
     with pytest.raises(InputError, match="train_tiny.py"):
@@ -170,7 +170,7 @@ def test_load_model_missing_weights_custom_spec(monkeypatch):
 def test_load_model_loads_installed_weights(tmp_path, monkeypatch):
     spec = models.ModelSpec(
         name="test-tiny-restorer", kind="restorer", description="test",
-        builder="tfcomp.models.restorer:build_restorer", builder_kwargs={"widths": TINY},
+        builder="tfcomp.restorer.model:build_restorer", builder_kwargs={"widths": TINY},
         weights="tiny.weights.h5", trained_with="python train_tiny.py")
     monkeypatch.setitem(models._REGISTRY, spec.name, spec)
     monkeypatch.setattr(models, "WEIGHTS_DIR", os.fspath(tmp_path))
@@ -185,7 +185,7 @@ def test_load_model_loads_installed_weights(tmp_path, monkeypatch):
 
 
 def test_identity_init_starts_as_identity_and_keeps_param_count():
-    from tfcomp.models.restorer import identity_init
+    from tfcomp.restorer.model import identity_init
     tf.keras.utils.set_random_seed(0)
     for channels in (3, 1):
         model = identity_init(build_restorer(channels=channels))
@@ -209,7 +209,7 @@ def test_gated_parameter_count_and_ungated_default_unchanged():
 def test_block_dct_stats_match_an_independent_dct():
     from scipy.fft import dctn
 
-    from tfcomp.models.restorer import BlockDCTStats
+    from tfcomp.restorer.model import BlockDCTStats
     rng = np.random.default_rng(0)
     img = rng.uniform(0, 1, (1, 21, 30, 3)).astype(np.float32)  # 2 x 3 whole blocks + edges
     got = BlockDCTStats()(img).numpy()[0]
@@ -225,7 +225,7 @@ def test_block_dct_stats_match_an_independent_dct():
 
 
 def test_gate_blends_network_output_with_input(tmp_path):
-    from tfcomp.models.restorer import load_core_weights, split_gate
+    from tfcomp.restorer.model import load_core_weights, split_gate
     plain = build_restorer(widths=TINY)
     path = os.fspath(tmp_path / "plain.weights.h5")
     plain.save_weights(path)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfcomp import semantic as sem
+from tfcomp.jpdse import semantic as sem
 from tfcomp.errors import BitstreamError, InputError
 
 

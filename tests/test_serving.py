@@ -27,8 +27,8 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 
 from tfcomp import export as E
 from tfcomp.errors import InputError
-from tfcomp.models.restorer import build_restorer
-from tfcomp.restore import restore_array
+from tfcomp.restorer.model import build_restorer
+from tfcomp.restorer.restore import restore_array
 from tfcomp.serving import ModelServer
 from tfcomp.serving.config import read_config
 

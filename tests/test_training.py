@@ -56,7 +56,7 @@ def _epochs(log_path):
 
 
 def _load_weights(path):
-    from tfcomp.models.restorer import build_restorer
+    from tfcomp.restorer.model import build_restorer
     model = build_restorer(widths=(8, 8, 8, 8))
     model.load_weights(str(path))
     return model.get_weights()
@@ -81,7 +81,7 @@ def _last_lines(text, n=25):
 
 def test_few_steps_reduce_loss_on_fixed_batch():
     import tensorflow as tf
-    from tfcomp.models.restorer import build_restorer
+    from tfcomp.restorer.model import build_restorer
     from tfcomp.training import psnr_metric
 
     rng = np.random.default_rng(1)
@@ -128,7 +128,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     mirrored = make_strategy(cpu_devices=2)  # before any other TF op
     import numpy as np
     import tensorflow as tf
-    from tfcomp.models.restorer import build_restorer
+    from tfcomp.restorer.model import build_restorer
 
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:32, 0:32] / 32
@@ -283,7 +283,7 @@ def test_init_weights_start_a_run_from_a_checkpoint(tmp_path):
 
 def test_precision_policy_is_scoped_and_keeps_the_output_float32():
     import tensorflow as tf
-    from tfcomp.models.restorer import build_restorer
+    from tfcomp.restorer.model import build_restorer
     from tfcomp.training import precision_policy
 
     with precision_policy("mixed_bfloat16"):
@@ -316,7 +316,7 @@ def test_mixed_bfloat16_run_writes_float32_weights(tmp_path):
 
 
 def test_gate_only_run_starts_from_an_ungated_file_and_trains_only_the_gate(tmp_path):
-    from tfcomp.models.restorer import build_restorer, split_gate
+    from tfcomp.restorer.model import build_restorer, split_gate
     from tfcomp.training import train_restorer
 
     data = _write_images(tmp_path / "data")
@@ -365,7 +365,7 @@ def test_cli_rejects_quality_and_quality_range(tmp_path):
 
 def test_halve_weights_file_loads_as_float32_and_halves_bytes(tmp_path):
     import tensorflow as tf
-    from tfcomp.models.cwic import build_cwic
+    from tfcomp.cwic.model import build_cwic
     from tfcomp.training import halve_weights_file
     model = build_cwic("tiny")
     model(tf.zeros((1, 16, 16, 3)))
@@ -383,7 +383,7 @@ def test_halve_weights_file_loads_as_float32_and_halves_bytes(tmp_path):
 
 
 def test_average_weights_files_is_the_elementwise_mean(tmp_path):
-    from tfcomp.models.restorer import build_restorer
+    from tfcomp.restorer.model import build_restorer
     from tfcomp.training import average_weights_files
     paths, values = [], []
     for i in range(3):

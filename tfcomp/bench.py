@@ -19,7 +19,7 @@ def conv_flops_per_pixel(model):
     image and are left out.
     """
     import tensorflow as tf
-    from .models.restorer import GATE_PREFIX, BlockDCTStats, GatedResidual
+    from .restorer.model import GATE_PREFIX, BlockDCTStats, GatedResidual
     flops = 0
     for layer in model.layers:
         if isinstance(layer, BlockDCTStats):
@@ -97,7 +97,7 @@ def bench_train_step(batch=8, patch=128, repeat=3, widths=None):
     """Rows (precision, seconds per step) of one restorer training step (MSE, Adam) per
     tfcomp.training.PRECISIONS, on random batches of `batch` x `patch`^2 RGB patches."""
     import tensorflow as tf
-    from .models.restorer import DEFAULT_WIDTHS, build_restorer
+    from .restorer.model import DEFAULT_WIDTHS, build_restorer
     from .training import PRECISIONS, precision_policy
     x = tf.random.uniform((batch, patch, patch, 3))
     y = tf.random.uniform((batch, patch, patch, 3))
@@ -126,15 +126,15 @@ def bench_cwic(image, repeat=3):
     """
     import tensorflow as tf
     from .codecs import get_codec
-    from .codecs.cwic import analyse, synthesise
-    from .cwic_coding import ContextTables, decode_streams, encode_streams
+    from .cwic.codec import analyse, synthesise
+    from .cwic.coding import ContextTables, decode_streams, encode_streams
     codec = get_codec("cwic")
     if codec.weights_present:
         rate = codec.quality_default
         model, tables = codec._load(rate)
         label = f"cwic rate {rate}"
     else:
-        from .models.cwic import build_cwic
+        from .cwic.model import build_cwic
         tf.random.set_seed(0)
         model, tables = build_cwic("narrow"), None
         label = "cwic narrow, random weights (no rate model installed)"

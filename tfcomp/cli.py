@@ -97,7 +97,7 @@ def cmd_decompress(args):
 def cmd_restore(args):
     from .imageio import read_image, write_image
     from .models import get_spec, load_model
-    from .restore import restore_array
+    from .restorer.restore import restore_array
     spec = get_spec(args.model)
     if spec.kind != "restorer":
         raise TfcompError(f"model {args.model!r} is a {spec.kind} model, not a restorer")

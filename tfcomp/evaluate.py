@@ -33,10 +33,10 @@ def _load(item, mode):
 
 
 def gate_statistics(model, data, qualities=(10, 30, 50, 70, 90), show_progress=True):
-    """What a quality-gated restorer's gate (models.restorer.split_gate) says per JPEG quality:
+    """What a quality-gated restorer's gate (tfcomp.restorer.model.split_gate) says per JPEG quality:
     {quality: {"mean": [per channel], "min": [...], "max": [...]}} over the images (RGB, 4:2:0
     JPEG by the registry codec, whole image as in restore_array)."""
-    from .models.restorer import split_gate
+    from .restorer.model import split_gate
     parts = split_gate(model)
     if parts is None:
         raise InputError("the model has no quality gate (restorers built with "
@@ -123,7 +123,7 @@ def evaluate_restorer(model_name, data, qualities=(10, 20, 30, 40), gray=False, 
     image itself, encoded as a 1-channel JPEG; metrics on that channel.
     """
     from .models import load_model
-    from .restore import restore_array
+    from .restorer.restore import restore_array
     model = model or load_model(model_name)
     jpeg = get_codec("jpeg")
     items = _items(data)
@@ -191,7 +191,7 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
     """
     from .models import get_spec, load_model
     from .plot import plot_crops, worst_crop
-    from .restore import restore_array
+    from .restorer.restore import restore_array
     spec = get_spec(model_name)
     if spec.kind != "hiding":
         raise InputError(f"model {model_name!r} is a {spec.kind} model, not a hiding model")
@@ -273,7 +273,7 @@ def _image_row(name, reference, decoded, nbytes):
 
 
 def evaluate_jpdse(records, qps, model_names, data="<records>", out_dir=None, show_progress=True):
-    """Plain BPG vs the jpdse-bpg models on prepared frames (tfcomp.jpdse_data records).
+    """Plain BPG vs the jpdse-bpg models on prepared frames (tfcomp.jpdse.data records).
 
     Every jpdse-bpg file is really written (BPG stream + side information + header) and its
     bytes give the bpp. Returns (results list in the interfaces.md codec layout, first

@@ -29,7 +29,7 @@ import numpy as np
 from .errors import InputError, TfcompError
 
 __all__ = [
-    "FORMATS", "QUANTIZATIONS", "TOLERANCES", "DEFAULT_OPSET", "EXPORTERS", "Exporter",
+    "FORMATS", "QUANTIZATIONS", "ALL_QUANTIZATIONS", "TOLERANCES", "DEFAULT_OPSET", "EXPORTERS", "Exporter",
     "ImageToImageExporter", "resolve_model", "get_exporter", "export_savedmodel", "export_tflite",
     "export_onnx", "export", "find_savedmodels", "update_models_config", "representative_images",
     "parity_images", "run_tflite", "run_onnx", "parity", "format_parity", "MANIFEST",
@@ -37,6 +37,10 @@ __all__ = [
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float32", "float16", "int8")
+#: The TFLite quantisations `--format all` writes: int8 is explicit only (`--format tflite
+#: --quantize int8`), since it does not meet its tolerance for the shipped restorers
+#: (README: the measured loss is 1.2-2.0 dB).
+ALL_QUANTIZATIONS = ("float32", "float16")
 DEFAULT_OPSET = 17
 OPSETS = range(13, 18)
 #: Where each SavedModel records what a loading process needs (TF Serving ignores the folder).
@@ -613,7 +617,8 @@ def export(model, fmt, out_dir, quantize=None, tile=None, version=1, force=False
            opset=DEFAULT_OPSET, serving_base=None, name=None, kind="restorer",
            max_pixels=DEFAULT_MAX_PIXELS):
     """Exports ``model`` in ``fmt`` ("savedmodel", "tflite", "onnx" or "all"); returns a list of
-    (format, quantization, path). "all" = SavedModel + TFLite float32/float16/int8 + ONNX."""
+    (format, quantization, path). "all" = SavedModel + TFLite float32/float16 + ONNX (int8
+    only when asked for: ``fmt="tflite", quantize="int8"``)."""
     if fmt not in FORMATS + ("all",):
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}, all")
     if quantize is not None and fmt != "tflite":
@@ -628,7 +633,7 @@ def export(model, fmt, out_dir, quantize=None, tile=None, version=1, force=False
         done.append(("savedmodel", "float32", export_savedmodel(
             exporter, out_dir, version=version, force=force, serving_base=serving_base)))
     if fmt in ("tflite", "all"):
-        for q in ([quantize or "float32"] if fmt == "tflite" else QUANTIZATIONS):
+        for q in ([quantize or "float32"] if fmt == "tflite" else ALL_QUANTIZATIONS):
             done.append(("tflite", q, export_tflite(exporter, out_dir, quantize=q, tile=tile)))
     if fmt in ("onnx", "all"):
         done.append(("onnx", "float32", export_onnx(exporter, out_dir, opset=opset, tile=tile)))
@@ -692,7 +697,7 @@ def parity(model, artifacts=None, tile=None, quality=20, size=(96, 128), runtime
     ``artifacts``: [(format, quantization, path)] as returned by :func:`export`; None exports
     everything (``tile``: TFLite/ONNX at that fixed size) into ``workdir`` or a temp folder.
     For a SavedModel the ``restore_bytes`` signature is also compared with
-    tfcomp.restore.restore_array on the Pillow-decoded JPEG (uint8 levels).
+    tfcomp.restorer.restore.restore_array on the Pillow-decoded JPEG (uint8 levels).
     """
     import tensorflow as tf
     exporter = get_exporter(model, name, weights)
@@ -703,7 +708,7 @@ def parity(model, artifacts=None, tile=None, quality=20, size=(96, 128), runtime
         tmp = workdir or tempfile.mkdtemp(prefix="tfcomp-parity-")
         artifacts = [("savedmodel", "float32",
                       export_savedmodel(exporter, tmp, update_config=False))]
-        for q in QUANTIZATIONS:
+        for q in ALL_QUANTIZATIONS:
             artifacts.append(("tflite", q, export_tflite(exporter, tmp, quantize=q, tile=tile)))
         artifacts.append(("onnx", "float32", export_onnx(exporter, tmp, tile=tile)))
     reference = exporter.float_function()
@@ -760,16 +765,21 @@ def _row(fmt, quant, runtime, path, errs, vs_tf, p_tf, p_out, deltas, times, cas
 def _bytes_row(path, exporter, cases):
     """restore_bytes on the JPEG files vs restore_array on Pillow's decode (uint8 levels)."""
     import tensorflow as tf
-    from .restore import restore_array
+    from .restorer.restore import restore_array
     fn = tf.saved_model.load(path).signatures[exporter.bytes_signature]
-    errs, vs, times, p_out, p_tf = [], [], [], [], []
+    errs, levels, vs, times, p_out, p_tf = [], [], [], [], [], []
     for _, orig, data, _, dec, _ in cases:
         t = time.perf_counter()
         png = fn(tf.constant([data]))[exporter.bytes_output].numpy()[0]
         times.append(time.perf_counter() - t)
-        got = tf.io.decode_png(png).numpy().astype(np.float32) / 255.0
-        want = restore_array(exporter.model, dec).astype(np.float32) / 255.0
-        errs.append(float(np.abs(got - want).max()))
+        got_u8 = tf.io.decode_png(png).numpy()
+        want_u8 = restore_array(exporter.model, dec)
+        # Compared in integer grey levels: a 1-level difference is exactly 1/255 here (float32
+        # differences of x/255 values can exceed 1/255 by rounding).
+        levels.append(int(np.abs(got_u8.astype(np.int16) - want_u8.astype(np.int16)).max()))
+        errs.append(levels[-1] / 255.0)
+        got = got_u8.astype(np.float32) / 255.0
+        want = want_u8.astype(np.float32) / 255.0
         vs.append(_psnr(got, want))
         p_out.append(_psnr(got, orig[0]))
         p_tf.append(_psnr(want, orig[0]))
@@ -781,7 +791,7 @@ def _bytes_row(path, exporter, cases):
            "delta_db": max(abs(a - b) for a, b in zip(p_out, p_tf)),
            "ms": 1000 * float(np.median(times)),
            "tolerance": {"max_abs": 1 / 255, "delta_db": 0.01}}
-    row["ok"] = bool(row["max_abs"] <= 1 / 255 + 1e-9 and row["delta_db"] <= 0.01)
+    row["ok"] = bool(max(levels) <= 1 and row["delta_db"] <= 0.01)
     return row
 
 

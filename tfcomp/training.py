@@ -307,7 +307,7 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
     `loss_power` > 0 weights each patch's MSE by its input's MSE to that power
     (data.relative_weights): 1 balances the qualities in relative terms, 0 is plain MSE.
 
-    `identity=True` starts from the identity map (models.restorer.identity_init) unless
+    `identity=True` starts from the identity map (tfcomp.restorer.model.identity_init) unless
     `init_weights` are given. `precision` is a precision_policy name: "mixed_bfloat16"
     trains with bfloat16 compute; the weights written are float32 either way.
     `keep_epochs` also keeps every epoch's weights (checkpoints/epoch-NNN.weights.h5), e.g.
@@ -317,7 +317,7 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
     everything but the gate.
     """
     from .data import PatchConfig, eval_patches, patch_dataset, relative_weights
-    from .models.restorer import (DEFAULT_WIDTHS, GATE_PREFIX, build_restorer, identity_init,
+    from .restorer.model import (DEFAULT_WIDTHS, GATE_PREFIX, build_restorer, identity_init,
                                   load_core_weights)
 
     if gate_only and not quality_gate:
@@ -389,7 +389,7 @@ def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", targ
                lr_schedule="1e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
                strategy=None):
     """Trains the content-weighted codec's networks (distortion + thresholded rate loss)."""
-    from .models.cwic import build_cwic
+    from .cwic.model import build_cwic
 
     if distortion == "ms-ssim" and patch_size < 88:
         raise ValueError(f"the ms-ssim distortion needs patches >= 88 pixels, got {patch_size}")
@@ -418,7 +418,7 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
     identity gradient through the codec); `strategy` is the tf.distribute strategy.
     `decoder_init` starts D from a restorer's weights (e.g. restorer-blind's).
     """
-    from .models.hiding import build_hiding
+    from .hiding.model import build_hiding
 
     strategy = strategy or make_strategy(cpu_devices)
     dataset, validation = _clean_patches(data, eval_data, patch_size, 16, batch_size, seed)
@@ -442,7 +442,7 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
                 strategy=None, generator_out=None, label_scale=1, crop=None):
     """Trains JPD-SE (one phase) on the Cityscapes frames under `data` (train split).
 
-    BPG-decoded inputs come from tfcomp.jpdse_data (cached per QP under `cache_dir`); the
+    BPG-decoded inputs come from tfcomp.jpdse.data (cached per QP under `cache_dir`); the
     held-out split at `eval_qp` is the validation set. `init_weights`: the previous phase's
     weights (generator + discriminator). `out` gets the generator + discriminator weights,
     `generator_out` the generator's alone (what the jpdse-bpg codec ships). `label_scale`:
@@ -450,9 +450,9 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     `crop` = (W, H): train on random windows of the frames (validation: whole frames).
     """
     from .evaluate import progress
-    from .jpdse_data import frame_dataset, prepare_frames
-    from .models.jpdse import build_jpdse
-    from .semantic import cityscapes_frames, split_frames
+    from .jpdse.data import frame_dataset, prepare_frames
+    from .jpdse.model import build_jpdse
+    from .jpdse.semantic import cityscapes_frames, split_frames
 
     strategy = strategy or make_strategy(cpu_devices)
     train, heldout = split_frames(cityscapes_frames(data))

@@ -6,7 +6,7 @@
       --full cwic-2 --json results/codecs/cwic_ablation.json
 --plain / --binarizer: weights trained with train_cwic.py --no-binarizer --no-importance /
 --no-importance (see README for the commands); --full: an installed cwic rate model (its
-context tables give the last row). Logic: tfcomp.cwic_training.ablation_rows.
+context tables give the last row). Logic: tfcomp.cwic.training.ablation_rows.
 """
 
 import argparse
@@ -28,10 +28,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     from tfcomp import models
     from tfcomp.cli import format_table
-    from tfcomp.cwic_training import ablation_rows
+    from tfcomp.cwic.training import ablation_rows
     from tfcomp.errors import InputError
     from tfcomp.evaluate import load_images
-    from tfcomp.models.cwic import build_cwic
+    from tfcomp.cwic.model import build_cwic
     try:
         for path in (args.plain, args.binarizer):
             if not os.path.isfile(path):

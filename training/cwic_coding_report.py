@@ -2,7 +2,7 @@
 """What the context model saves: kept bits and importance map stored raw vs range-coded.
 
   python training/cwic_coding_report.py --data ../shared/data/eval/mcmaster [--json OUT]
-Runs every installed cwic rate model over the images (logic: tfcomp.cwic_training).
+Runs every installed cwic rate model over the images (logic: tfcomp.cwic.training).
 """
 
 import argparse
@@ -19,7 +19,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     from tfcomp import models
     from tfcomp.cli import format_table
-    from tfcomp.cwic_training import coding_report
+    from tfcomp.cwic.training import coding_report
     from tfcomp.evaluate import load_images
     items = load_images(args.data)
     rows = []

@@ -6,7 +6,7 @@
       --json results/codecs/cwic_contexts.json
 Tables of each context family (group only / the shipped channel-causal one / + same-channel
 up and left bits) are counted on --train-data, then the --data images' kept bits are
-range-coded, decoded back (checked) and timed. Logic: tfcomp.cwic_contexts.
+range-coded, decoded back (checked) and timed. Logic: tfcomp.cwic.contexts.
 """
 
 import argparse
@@ -28,8 +28,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     from tfcomp import models
     from tfcomp.cli import format_table
-    from tfcomp.codecs.cwic import analyse
-    from tfcomp.cwic_contexts import compare_families
+    from tfcomp.cwic.codec import analyse
+    from tfcomp.cwic.contexts import compare_families
     from tfcomp.errors import InputError
     from tfcomp.evaluate import load_images, progress
     from tfcomp.imageio import list_images, read_image

@@ -20,7 +20,7 @@ def main(argv=None):
     p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42], help="BPG QPs")
     p.add_argument("--size", type=int, nargs=2, default=(1024, 512), metavar=("W", "H"),
                    help="working resolution (default 1024 512, the shipped models')")
-    p.add_argument("--cache-dir", default="runs/jpdse-cache", help="BPG cache of tfcomp.jpdse_data")
+    p.add_argument("--cache-dir", default="runs/jpdse-cache", help="BPG cache of tfcomp.jpdse.data")
     p.add_argument("--out", default="results/jpdse", help="output folder")
     p.add_argument("--figure-qp", type=int, default=39, help="QP of the side-by-side figure")
     args = p.parse_args(argv)
@@ -28,10 +28,10 @@ def main(argv=None):
     from tfcomp.errors import TfcompError
     from tfcomp.evaluate import evaluate_jpdse
     from tfcomp.imageio import write_json
-    from tfcomp.jpdse_data import prepare_frames
+    from tfcomp.jpdse.data import prepare_frames
     from tfcomp.plot import bd_rate_table, plot_codecs
     from tfcomp.report import codec_markdown
-    from tfcomp.semantic import cityscapes_frames, split_frames
+    from tfcomp.jpdse.semantic import cityscapes_frames, split_frames
     try:
         _, heldout = split_frames(cityscapes_frames(args.data))
         records = prepare_frames(heldout, args.qps, tuple(args.size), args.cache_dir)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure JPD-SE's semantic side information against BPG's own bits (README table).
 
-For each working size: the lossless coders of tfcomp.semantic (mean bytes and bpp per
+For each working size: the lossless coders of tfcomp.jpdse.semantic (mean bytes and bpp per
 frame over all frames) and, on the held-out frames, the chosen side information next to
 BPG's bpp at the given QPs and the coarse side information (label map at 1/2, 1/4, 1/8
 resolution, no instance edges: side-information method 2).
@@ -26,7 +26,7 @@ def main(argv=None):
     from tfcomp.codecs import bpg
     from tfcomp.evaluate import progress
     from tfcomp.report import markdown_table
-    from tfcomp.semantic import (cityscapes_frames, encode_side_info, load_frame,
+    from tfcomp.jpdse.semantic import (cityscapes_frames, encode_side_info, load_frame,
                                  side_info_report, split_frames)
     frames = cityscapes_frames(args.data)
     _, heldout = split_frames(frames)

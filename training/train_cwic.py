@@ -45,7 +45,7 @@ def main(argv=None):
                    mse_weight=args.mse_weight,
                    strategy=strategy)
     if args.stage in ("tables", "all"):
-        from tfcomp.cwic_training import fit_tables
+        from tfcomp.cwic.training import fit_tables
         fit_tables(weights, args.config, args.data, args.out + ".ctx.npz",
                    max_images=args.table_images or None)
     return 0

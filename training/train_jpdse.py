@@ -5,7 +5,7 @@ Phase 1: semantic image synthesis (decoded input zeroed; GAN + feature matching 
 Phase 2: all losses on BPG-decoded inputs (adds the L1 distortion).
 Phase 3: distortion (L1) only.
 Each phase is its own run (resumable); start a phase from the previous one's weights.
---data is a Cityscapes-layout folder; the city "lindau" is held out (tfcomp.semantic).
+--data is a Cityscapes-layout folder; the city "lindau" is held out (tfcomp.jpdse.semantic).
 Example (see README for the exact commands of the shipped models):
   python training/train_jpdse.py --data ../shared/data/cityscapes_sample --phase 1 \\
       --run-dir runs/jpdse-p1 --out runs/jpdse-p1/final.weights.h5
@@ -19,7 +19,7 @@ import sys
 
 
 def main(argv=None):
-    from tfcomp.semantic import LABEL_SCALES
+    from tfcomp.jpdse.semantic import LABEL_SCALES
     from tfcomp.training_args import run_options, training_parser
     p = training_parser(__doc__, out_help="where to write the weights (generator + discriminator)",
                         steps=2000, lr="2e-4", patch_note=" (unused: whole frames at --size)",
@@ -56,7 +56,7 @@ def main(argv=None):
     if args.vgg_weights and not os.path.isfile(args.vgg_weights):
         p.error(f"--vgg-weights: no such file {args.vgg_weights}")
 
-    from tfcomp.models.jpdse import size_multiple
+    from tfcomp.jpdse.model import size_multiple
     m = size_multiple(args.config)
     for what, (w, h) in (("--size", args.size), ("--crop", args.crop or args.size)):
         if w <= 0 or h <= 0 or w % m or h % m:

@@ -13,10 +13,10 @@ _REGISTRY = {
     "webp": "tfcomp.codecs.classical:WebpCodec",
     "jpeg2000": "tfcomp.codecs.classical:Jpeg2000Codec",
     "bpg": "tfcomp.codecs.bpg:BpgCodec",
-    "cwic": "tfcomp.codecs.cwic:CwicCodec",
-    "hiding-jpeg": "tfcomp.codecs.hiding:HidingJpegCodec",
-    "hiding-bpg": "tfcomp.codecs.hiding:HidingBpgCodec",
-    "jpdse-bpg": "tfcomp.codecs.jpdse:JpdseBpgCodec",
+    "cwic": "tfcomp.cwic.codec:CwicCodec",
+    "hiding-jpeg": "tfcomp.hiding.codec:HidingJpegCodec",
+    "hiding-bpg": "tfcomp.hiding.codec:HidingBpgCodec",
+    "jpdse-bpg": "tfcomp.jpdse.codec:JpdseBpgCodec",
 }
 
 

@@ -118,12 +118,12 @@ def load_model(name, weights=None):
 
 
 def load_extra(name):
-    """The named model's entropy-coding tables (tfcomp.cwic_coding.ContextTables)."""
+    """The named model's entropy-coding tables (tfcomp.cwic.coding.ContextTables)."""
     spec = get_spec(name)
     path = os.path.join(WEIGHTS_DIR, spec.tables)
     if not spec.tables or not os.path.isfile(path):
         raise InputError(f"model {name!r} has no entropy tables installed (expected {path})")
-    from ..cwic_coding import ContextTables
+    from ..cwic.coding import ContextTables
     return ContextTables.load(path)
 
 
@@ -163,7 +163,7 @@ def describe_all():
     return [s.describe() for s in _REGISTRY.values() if not s.codec]
 
 
-_RESTORER = "tfcomp.models.restorer:build_restorer"
+_RESTORER = "tfcomp.restorer.model:build_restorer"
 
 register(ModelSpec(
     name="restorer-q10",
@@ -196,13 +196,13 @@ for _rate, _target, _how in (
         kind="learned",
         description=f"content-weighted codec, narrow config (2.3 M params), MS-SSIM-trained, "
                     f"target kept-bit fraction {_target}",
-        builder="tfcomp.models.cwic:build_cwic", builder_kwargs={"config": "narrow"},
+        builder="tfcomp.cwic.model:build_cwic", builder_kwargs={"config": "narrow"},
         weights=f"cwic-{_rate}.weights.h5", tables=f"cwic-{_rate}.ctx.npz",
         quality_min=_rate, quality_max=_rate, quality_default=_rate, codec="cwic",
         trained_with=f"{_CWIC_HOW}{_how}; see README"))
 
 # Learning to hide residual (codecs "hiding-jpeg", "hiding-bpg"): E + D around the real codec.
-_HIDING = "tfcomp.models.hiding:build_hiding"
+_HIDING = "tfcomp.hiding.model:build_hiding"
 for _name, _codec, _kwargs, _qrange, _how in (
         ("hiding-jpeg-q50-s2", "hiding-jpeg", {"codec": "jpeg", "quality": 50, "strategy": 2},
          (50, 50), "JPEG q50, strategy 2 (identity gradient through the codec)"),
@@ -228,7 +228,7 @@ for _phase, _how in ((3, "phase 3 (distortion only), PSNR-oriented"),
         name=f"jpdse-bpg-p{_phase}", kind="semantic",
         description=f"JPD-SE generator (narrow pix2pixHD global generator + residual "
                     f"full-resolution branch, labels at 1/16 as side information) after {_how}",
-        builder="tfcomp.models.jpdse:build_generator", builder_kwargs={"config": "narrow_local"},
+        builder="tfcomp.jpdse.model:build_generator", builder_kwargs={"config": "narrow_local"},
         weights=f"jpdse-bpg-p{_phase}.weights.h5", quality_min=0, quality_max=51,
         quality_default=36, codec="jpdse-bpg", codec_settings={"label_scale": 16},
         trained_with=f"see README: training/train_jpdse.py --phase {_phase} "

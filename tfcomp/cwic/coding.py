@@ -6,7 +6,7 @@ and whether k is in the last kept group of its position) and, in the shipped "ch
 family, from channel k's own bits decoded one step earlier: the positions with i + j even
 (anchors) decode first with the channel context alone, then the others with their four anchor
 neighbours' bits added. A channel thus decodes in two vectorised steps: 2n sequential steps per
-image instead of one per bit. tfcomp.cwic_contexts measures this against a channel-only
+image instead of one per bit. tfcomp.cwic.contexts measures this against a channel-only
 context (n steps) and a same-channel up/left context (n (h + w - 1) steps). The importance
 map is coded row by row with a context from the row above. Probabilities are integer 16-bit
 CDF tables counted on training images, so encoder and decoder use exactly the same numbers on

@@ -1,7 +1,7 @@
 """Codec `jpdse-bpg`: BPG + losslessly coded semantics, enhanced at the receiver by JPD-SE.
 
-File (tfcomp.semantic.pack_jpdse): magic "JPDS", version, model id, QP, size, side-info
-length, CRC-32, then the side information (tfcomp.semantic.encode_side_info: the lossless
+File (tfcomp.jpdse.semantic.pack_jpdse): magic "JPDS", version, model id, QP, size, side-info
+length, CRC-32, then the side information (tfcomp.jpdse.semantic.encode_side_info: the lossless
 label map + the instance edges it does not predict, or, for a model trained on coarse
 labels, the label map at 1/2..1/16 resolution) and the BPG stream. bpp counts every byte.
 The receiver decodes the BPG image and the semantics and runs the generator of the model the
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import BitstreamError, InputError
 from ..imageio import pad_to_multiple
-from .base import Codec
+from ..codecs.base import Codec
 
 __all__ = ["JpdseBpgCodec", "MODEL_IDS", "MAX_PIXELS"]
 
@@ -28,7 +28,7 @@ MAX_PIXELS = 2048 * 2048
 def _label_array(value, what):
     """A path or an array -> integer [H, W] array."""
     if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
-        from ..semantic import _read_array
+        from .semantic import _read_array
         import os
         if not os.path.isfile(value):
             raise InputError(f"{what}: no such file {value}")
@@ -64,7 +64,7 @@ class JpdseBpgCodec(Codec):
 
     def _label_scale(self, name):
         from ..models import get_spec
-        from ..semantic import LABEL_SCALES
+        from .semantic import LABEL_SCALES
         scale = self.label_scale or get_spec(name).codec_settings.get("label_scale", 1)
         if scale not in LABEL_SCALES:
             raise InputError(f"{self.name}: label scale {scale} not one of {LABEL_SCALES}")
@@ -107,8 +107,8 @@ class JpdseBpgCodec(Codec):
 
     def _encode(self, image, quality):
         from ..models import get_spec
-        from ..semantic import encode_side_info, pack_jpdse
-        from . import bpg
+        from .semantic import encode_side_info, pack_jpdse
+        from ..codecs import bpg
         if image.shape[2] != 3:
             raise InputError(f"{self.name}: RGB images only")
         if image.shape[0] * image.shape[1] > MAX_PIXELS:
@@ -124,9 +124,9 @@ class JpdseBpgCodec(Codec):
 
     def _decode(self, data):
         from .. import models
-        from ..models.jpdse import size_multiple
-        from ..semantic import decode_side_info, semantic_input, unpack_jpdse
-        from . import bpg
+        from .model import size_multiple
+        from .semantic import decode_side_info, semantic_input, unpack_jpdse
+        from ..codecs import bpg
         parts = unpack_jpdse(data)
         name = MODEL_IDS.get(parts["model_id"])
         if name is None:

@@ -7,17 +7,17 @@ The paper's layer tables are unpublished; the design here (see README "Hiding re
   * E: a plain conv net on [I_H, 4 * I_R] (6 channels): conv3x3 + PReLU units of `width`
     channels, a final conv3x3 to 3 channels whose kernel starts at zero, added to I_H. So
     E starts as the identity (I_H_enc = I_H) and learns a small additive pattern.
-  * D: the artifact-removal CNN of tfcomp.models.restorer (313,066 parameters, no global
+  * D: the artifact-removal CNN of tfcomp.restorer.model (313,066 parameters, no global
     skip): D(x) = R(x) - x, so output = R(I_L_enc). Started from restorer-blind's weights,
     the untrained system is exactly "JPEG + restorer", the baseline it has to beat.
 The codec runs for real in the forward pass (tfcomp.codecs.graph_jpeg or the BPG op) with
 straight-through uint8 rounding/clipping before it; gradients pass the codec by identity
-(strategy 2) or through tfcomp.jpeg_sim (strategy 1).
+(strategy 2) or through tfcomp.hiding.jpeg_sim (strategy 1).
 """
 
 import tensorflow as tf
 
-from .restorer import DEFAULT_WIDTHS, build_restorer, load_core_weights
+from ..restorer.model import DEFAULT_WIDTHS, build_restorer, load_core_weights
 
 __all__ = ["build_hiding_encoder", "build_hiding", "HidingModel", "st_quantize", "real_codec",
            "codec_in_loop", "RESIDUAL_GAIN", "CODECS", "STRATEGIES"]
@@ -93,7 +93,7 @@ def codec_in_loop(x, quality, codec="jpeg", strategy=2):
     if strategy == 1:
         if codec != "jpeg":
             raise ValueError("strategy 1 needs a differentiable simulation: JPEG only")
-        from ..jpeg_sim import jpeg_simulate
+        from .jpeg_sim import jpeg_simulate
         sim = jpeg_simulate(x, quality)
         return sim + tf.stop_gradient(real - sim), nbytes
     raise ValueError(f"strategy must be 1 or 2, got {strategy!r}")
@@ -112,7 +112,7 @@ class HidingModel(tf.keras.Model):
 
     Loss = MSE(output, I_H) + fidelity * MSE(I_H_enc, I_H)
            [+ rate_weight * (rate proxy of I_H_enc - rate proxy of I_H), JPEG only],
-    the proxy being tfcomp.jpeg_sim's differentiable log-magnitude of quantised DCT
+    the proxy being tfcomp.hiding.jpeg_sim's differentiable log-magnitude of quantised DCT
     coefficients (bits/pixel-like). Metrics: psnr (final output), psnr_plain (the plain
     codec at the same quality, the baseline), psnr_view (the sent file decoded by any
     viewer), psnr_enc (I_H_enc), bpp / bpp_plain (real file bytes).
@@ -192,7 +192,7 @@ class HidingModel(tf.keras.Model):
             "bpp_plain": 8.0 * tf.cast(plain_bytes, tf.float32) / pixels,
         }
         if self.rate_weight:
-            from ..jpeg_sim import jpeg_simulate
+            from .jpeg_sim import jpeg_simulate
             _, r_hidden = jpeg_simulate(sent, q, return_rate=True)
             _, r_plain = jpeg_simulate(clean, q, return_rate=True)
             extra = r_hidden - tf.stop_gradient(r_plain)

@@ -462,7 +462,7 @@ class JpdseModel(tf.keras.Model):
         super().compile(optimizer=g_optimizer, **kwargs)
         self.d_optimizer = d_optimizer
         # Created here, not in __init__, so weight files of an uncompiled model hold only the
-        # networks (see tfcomp.models.hiding).
+        # networks (see tfcomp.hiding.model).
         names = ("g_loss", "d_loss", "g_gan", "g_fm", "g_vgg", "dist", "psnr", "psnr_in")
         self._trackers = {n: tf.keras.metrics.Mean(name=n) for n in names}
 

@@ -1,6 +1,6 @@
 """What the shape of CWIC's bit context costs and buys: the context families, measured.
 
-The families (defined in tfcomp.cwic_coding, which codes .cwic files with "checkerboard"):
+The families (defined in tfcomp.cwic.coding, which codes .cwic files with "checkerboard"):
 
   group            channel group only (8 contexts): the bits' order statistics alone; n steps
   channel          channels < k only (2,160 contexts): a channel decodes in one step; n steps
@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .cwic_coding import (FAMILIES, ContextTables, decode_bits, encode_bits, kept_counts,
+from .coding import (FAMILIES, ContextTables, decode_bits, encode_bits, kept_counts,
                           num_contexts)
 
 __all__ = ["FAMILIES", "compare_families"]

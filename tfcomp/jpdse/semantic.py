@@ -91,7 +91,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from .errors import BitstreamError, InputError
+from ..errors import BitstreamError, InputError
 
 __all__ = [
     "NUM_LABELS", "SEMANTIC_CHANNELS", "HELDOUT_CITY", "DEFAULT_SIZE",
@@ -241,7 +241,7 @@ def load_frame(frame, size=DEFAULT_SIZE, consistent=True):
     else ``label``) and instance ids resized nearest-neighbour.  ``consistent=True`` passes
     the instances through :func:`consistent_instances` (see the module docstring).
     """
-    from .imageio import read_image
+    from ..imageio import read_image
 
     rgb = read_image(frame["image"], "rgb")
     if size is None:

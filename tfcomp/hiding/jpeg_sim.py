@@ -1,6 +1,6 @@
 """A differentiable simulation of baseline libjpeg JPEG (4:2:0) in TensorFlow.
 
-Used as "Strategy I" of the residual-hiding model (tfcomp.models.hiding): the forward value
+Used as "Strategy I" of the residual-hiding model (tfcomp.hiding.model): the forward value
 comes from the real codec, the gradient from this simulation,
 ``sim(x) + tf.stop_gradient(real(x) - sim(x))``.
 
@@ -229,7 +229,7 @@ def compare_with_real(images_uint8, qualities):
     (sizes may differ). The real codec is tfcomp.codecs.graph_jpeg.jpeg_roundtrip; the
     simulation's output is compared unrounded on the 0..255 scale.
     """
-    from .codecs.graph_jpeg import jpeg_roundtrip
+    from ..codecs.graph_jpeg import jpeg_roundtrip
 
     if isinstance(images_uint8, np.ndarray) and images_uint8.ndim == 3:
         images_uint8 = [images_uint8]

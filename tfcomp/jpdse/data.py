@@ -1,6 +1,6 @@
 """JPD-SE data: Cityscapes frames at a working size with BPG-decoded versions cached per QP.
 
-`prepare_frames` loads each frame once (tfcomp.semantic.load_frame: photo, labels, instance
+`prepare_frames` loads each frame once (tfcomp.jpdse.semantic.load_frame: photo, labels, instance
 ids made consistent with the labels), computes the instance-edge map and, for every QP,
 compresses the photo with the BPG op (4:2:0, default level, as the paper's bpgenc calls) and
 keeps the decoded image and the file's size. Everything is cached as .npz under `cache_dir`
@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["prepare_frames", "frame_dataset", "DEFAULT_QPS"]
 
@@ -33,7 +33,7 @@ def _save(path, **arrays):
 def prepare_frames(frames, qps=DEFAULT_QPS, size=(512, 256), cache_dir=None, progress=None):
     """-> list of records {"name", "rgb", "labels", "instances", "decoded": {qp: uint8},
     "bpg_bytes": {qp: int}} at `size` = (W, H). `progress`: an optional wrapper (tqdm)."""
-    from .codecs import bpg
+    from ..codecs import bpg
     from .semantic import load_frame
 
     if not frames:
@@ -81,7 +81,7 @@ def frame_dataset(records, qps=None, batch_size=1, flip=True, seed=0, repeat=Tru
     Each element takes one record at one QP (every (record, QP) pair once per pass, in a
     shuffled order); `flip` mirrors half of them horizontally (the paper's augmentation).
     The semantics are what the jpdse-bpg receiver decodes with side-information label scale
-    `label_scale` (tfcomp.semantic.receiver_semantics), computed on the whole frame. `crop`
+    `label_scale` (tfcomp.jpdse.semantic.receiver_semantics), computed on the whole frame. `crop`
     = (W, H): a random window of each frame (offsets multiples of CROP_ALIGN) instead of
     the whole frame - more distinct training content from few frames.
     """

@@ -175,7 +175,7 @@ def load_core_weights(model, path, drop_gate=False):
 
 def _is_gated_file(path):
     # Keras' .weights.h5 layout lists the layers by class: only a gated model has the blend.
-    from . import _file_layers
+    from ..models import _file_layers
     try:
         layers = _file_layers(path)
     except OSError:  # not HDF5 (a TF checkpoint prefix, a missing file): load_weights decides

@@ -14,13 +14,13 @@ def run_tiled(model, planes, tile=512, margin=16):
     """Runs a fully convolutional `model` on float32 [N, H, W, C] in overlapping tiles.
 
     Equal to one whole-image pass when `margin` >= the model's receptive radius. A
-    quality-gated restorer (models.restorer.split_gate) computes its gate once on the whole
+    quality-gated restorer (tfcomp.restorer.model.split_gate) computes its gate once on the whole
     image and runs only its local network in tiles, so it is exact too.
     """
     n, h, w, _ = planes.shape
     if h <= tile and w <= tile:
         return _run(model, planes)
-    from .models.restorer import split_gate
+    from .model import split_gate
     parts = split_gate(model) if hasattr(model, "layers") else None
     if parts is not None:
         gate, network = parts

@@ -11,7 +11,7 @@ model's decoder then acts as a plain artifact-removal filter, and `notice` says 
 import numpy as np
 
 from ..errors import InputError
-from .base import Codec
+from ..codecs.base import Codec
 
 __all__ = ["HidingJpegCodec", "HidingBpgCodec", "COMMENT_PREFIX"]
 
@@ -32,7 +32,7 @@ class _HidingCodec(Codec):
         # The "model" option's allowed values are the registered models of this codec.
         self.options = dict(self.options, model=tuple(_models(self.name)))
         super().__init__(**options)
-        from . import get_codec
+        from ..codecs import get_codec
         self.plain = get_codec(self.base)
         self.notice = ""
 
@@ -74,7 +74,7 @@ class _HidingCodec(Codec):
         if image.shape[2] != 3:
             raise InputError(f"{self.name}: the hiding networks take RGB images; got a "
                              f"{image.shape[2]}-channel image")
-        from ..restore import run_tiled
+        from ..restorer.restore import run_tiled
         name = self.model_for(quality)
         encoder, _ = self._networks(name)
         plain = self.plain.decode(self.plain.encode(image, quality))
@@ -85,7 +85,7 @@ class _HidingCodec(Codec):
         return self._write(sent, quality, name)
 
     def _decode(self, data):
-        from ..restore import restore_array
+        from ..restorer.restore import restore_array
         name = self._model_from_file(data)
         decoded = self.plain.decode(data)
         if decoded.shape[2] != 3:

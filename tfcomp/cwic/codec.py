@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import BitstreamError, InputError
 from ..imageio import pad_to_multiple
-from .base import Codec
+from ..codecs.base import Codec
 
 __all__ = ["CwicCodec", "MAGIC", "VERSION", "MAX_SIDE", "pack", "unpack", "compress_array",
            "decompress_array"]
@@ -54,7 +54,7 @@ def unpack(data):
 def analyse(model, image):
     """Runs the encoder: uint8 HxWx3 -> (bits uint8 [h, w, n], levels q int64 [h, w])."""
     import tensorflow as tf
-    from ..models.cwic import kept_channels
+    from .model import kept_channels
     x = tf.convert_to_tensor(pad_to_multiple(image, 8)[None].astype(np.float32) / 255.0)
     codes, p = model.encoder(x)
     bits = (codes[0].numpy() > 0.5).astype(np.uint8)
@@ -65,14 +65,14 @@ def analyse(model, image):
 
 def synthesise(model, bits, q, height, width):
     """Runs the decoder on the masked bits and crops: -> uint8 HxWx3."""
-    from ..cwic_coding import masked_bits
+    from .coding import masked_bits
     y = model.decoder(masked_bits(bits, q, model.n, model.levels)[None]).numpy()[0]
     return np.clip(np.round(y[:height, :width] * 255.0), 0, 255).astype(np.uint8)
 
 
 def compress_array(model, tables, rate, image):
     """uint8 HxWx3 -> .cwic file bytes."""
-    from ..cwic_coding import encode_streams
+    from .coding import encode_streams
     h, w = image.shape[:2]
     if h > MAX_SIDE or w > MAX_SIDE:
         raise InputError(f"cwic: image {w}x{h} larger than {MAX_SIDE} on a side")
@@ -82,7 +82,7 @@ def compress_array(model, tables, rate, image):
 
 def decompress_array(model, tables, data):
     """.cwic file bytes -> uint8 HxWx3 (model/tables must match the file's rate index)."""
-    from ..cwic_coding import decode_streams
+    from .coding import decode_streams
     _, h, w, map_stream, bit_stream = unpack(data)
     try:
         bits, q = decode_streams(map_stream, bit_stream, -(-h // 8), -(-w // 8), tables)

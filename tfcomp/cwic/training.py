@@ -7,11 +7,11 @@ __all__ = ["fit_tables", "coding_report", "ablation_rows"]
 
 def fit_tables(weights, config, data, out, max_images=None, show_progress=True):
     """Counts (context, bit) and (context, level) statistics of a trained model; saves them."""
-    from .codecs.cwic import analyse
-    from .cwic_coding import ContextTables
-    from .evaluate import progress
-    from .imageio import list_images, read_image
-    from .models.cwic import build_cwic
+    from .codec import analyse
+    from .coding import ContextTables
+    from ..evaluate import progress
+    from ..imageio import list_images, read_image
+    from .model import build_cwic
     model = build_cwic(config)
     model.load_weights(weights)
     tables = ContextTables(model.n, model.levels)
@@ -25,8 +25,8 @@ def fit_tables(weights, config, data, out, max_images=None, show_progress=True):
 
 def coding_report(model, tables, images):
     """Bits per pixel of the kept bits stored raw vs context-coded, over (name, array) items."""
-    from .codecs.cwic import analyse
-    from .cwic_coding import encode_streams, kept_counts
+    from .codec import analyse
+    from .coding import encode_streams, kept_counts
     raw = coded_bits = coded_map = raw_map = pixels = 0
     for _, image in images:
         bits, q = analyse(model, image)
@@ -53,10 +53,10 @@ def ablation_rows(variants, images, show_progress=True):
     image's own pixels. Returns [{"variant", "bpp", "psnr", "ms_ssim"}] (means over images).
     """
     import tensorflow as tf
-    from .codecs.cwic import compress_array
-    from .evaluate import progress
-    from .imageio import pad_to_multiple
-    from .metrics import ms_ssim, psnr
+    from .codec import compress_array
+    from ..evaluate import progress
+    from ..imageio import pad_to_multiple
+    from ..metrics import ms_ssim, psnr
     rows = []
     for label, model, tables in variants:
         raw, coded, pixels, quality = 0, 0, 0, []
