@@ -42,11 +42,13 @@ def _pillow_decode(data, channels):
     """uint8 [H, W, channels] from encoded bytes through tfcomp.imageio (WebP, TIFF, ...)."""
     mode = "gray" if channels == 1 else "rgb"
 
-    def decode(b):
-        pixels = image_from_bytes(b, mode)
+    def decode(raw):
+        pixels = image_from_bytes(raw.tobytes(), mode)
         return pixels[..., None] if channels == 1 else pixels
 
-    return tf.numpy_function(decode, [data], tf.uint8, stateful=False)
+    # Passed as uint8 values: numpy would drop a string's trailing NUL bytes.
+    return tf.numpy_function(decode, [tf.io.decode_raw(data, tf.uint8)], tf.uint8,
+                             stateful=False)
 
 
 def decode_bytes(data, channels):
@@ -131,7 +133,7 @@ def _crop(image, s, cfg):
     # rescaling the whole image then cropping p gives, at a fraction of the cost.
     scales = tf.constant((1.0,) + cfg.scales, tf.float32)
     do_rescale = tf.random.stateless_uniform([], s[0]) < cfg.rescale_prob
-    k = tf.random.stateless_uniform([], s[1], 1, len(scales), dtype=tf.int32)
+    k = tf.random.stateless_uniform([], s[1], 1, len(cfg.scales) + 1, dtype=tf.int32)
     scale = tf.where(do_rescale, scales[k], 1.0)
     crop = tf.cast(tf.math.ceil(p / scale), tf.int32)
     crop = tf.minimum(crop, tf.minimum(h, w))
@@ -155,14 +157,18 @@ def _crops(index, image, seed, cfg, n):
     """The n patches of the image at stream position `index`: patch k is element
     index * n + k, with the seeds (seed, element). Returns (uint8 [n, p, p, C] patches,
     int64 [n, 2] degradation seeds)."""
-    patches, degrade_seeds = [], []
-    for k in range(n):
-        element = tf.cast(index, tf.int64) * n + k
-        s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), element]),
-                                                   num=8)
-        patches.append(_crop(image, s, cfg))
-        degrade_seeds.append(s[7])
-    return tf.stack(patches), tf.stack(degrade_seeds)
+    base = tf.cast(index, tf.int64) * n
+    seed = tf.cast(seed, tf.int64)
+
+    def one(k):
+        s = tf.random.experimental.stateless_split(tf.stack([seed, base + k]), num=8)
+        return _crop(image, s, cfg), s[7]
+
+    p, c = cfg.patch_size, cfg.channels
+    # map_fn traces one crop whatever n is (a Python loop would trace n).
+    return tf.map_fn(one, tf.range(n, dtype=tf.int64),
+                     fn_output_signature=(tf.TensorSpec([p, p, c], tf.uint8),
+                                          tf.TensorSpec([2], tf.int64)))
 
 
 def _pair(patch, seed, cfg):
@@ -233,12 +239,17 @@ def pipeline_plan(source, config, cache=None, cache_budget=CACHE_BUDGET):
                         crops)
 
 
+#: Marks a tf.data function as plain graph code (no Python control flow on tensors), which
+#: skips AutoGraph's conversion and halves the pipeline's tracing time.
+_graph_only = tf.autograph.experimental.do_not_convert
+
+
 def _records(files, cycle_length):
     """Encoded image bytes from a dataset of shard file names, interleaved over files."""
-    return files.interleave(
-        tf.data.TFRecordDataset, cycle_length=cycle_length, block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE if cycle_length > 1 else None,
-        deterministic=True).map(
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=True) \
+        if cycle_length > 1 else {}
+    return files.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length, block_length=1,
+                            **parallel).map(
         lambda r: tf.io.parse_single_example(r, {"image": tf.io.FixedLenFeature([], tf.string)})[
             "image"])
 
@@ -250,12 +261,10 @@ def _image_stream(plan, config, seed, shuffle, repeat):
     items = tf.data.Dataset.from_tensor_slices(plan.items)
     if plan.cache:
         # Everything decoded once into memory, then shuffled with a buffer of the whole set.
-        if plan.kind == "files":
-            ds = items.map(tf.io.read_file)
-        else:
-            ds = _records(items, 1)
-        ds = ds.map(lambda b: decode_bytes(b, c), num_parallel_calls=tf.data.AUTOTUNE).cache()
-        count = plan.images or int(ds.reduce(0, lambda n, _: n + 1))
+        ds = items.map(tf.io.read_file) if plan.kind == "files" else _records(items, 1)
+        count = plan.images or int(ds.reduce(0, lambda n, _: n + 1))  # index-less shards
+        ds = ds.map(_graph_only(lambda b: decode_bytes(b, c)),
+                    num_parallel_calls=tf.data.AUTOTUNE).cache()
         if shuffle:
             ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
         return (ds.repeat() if repeat else ds).enumerate(), True
@@ -297,16 +306,17 @@ def patch_dataset(source, config, batch_size, seed=0, shuffle=True, repeat=True,
     plan = pipeline_plan(source, config, cache=cache, cache_budget=cache_budget)
     n, c = plan.crops_per_image, config.channels
     images, decoded = _image_stream(plan, config, seed, shuffle, repeat)
-    if decoded:
-        crop_fn = lambda j, image: _crops(j, image, seed, config, n)  # noqa: E731
-    elif plan.kind == "files":
-        crop_fn = lambda j, path: _crops(j, decode_file(path, c), seed, config, n)  # noqa: E731
-    else:
-        crop_fn = lambda j, data: _crops(j, decode_bytes(data, c), seed, config, n)  # noqa: E731
-    ds = images.map(crop_fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+
+    @_graph_only
+    def crops(j, item):
+        if not decoded:
+            item = decode_file(item, c) if plan.kind == "files" else decode_bytes(item, c)
+        return _crops(j, item, seed, config, n)
+
+    ds = images.map(crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
     if shuffle and (n > 1 or plan.kind == "shards"):
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    ds = ds.map(lambda patch, s: _pair(patch, s, config),
+    ds = ds.map(_graph_only(lambda patch, s: _pair(patch, s, config)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()

@@ -6,12 +6,21 @@ import os
 __all__ = ["training_parser", "run_options"]
 
 
+def _crops(text):
+    """--crops-per-image: an integer in 1..256 (tfcomp.data.PatchConfig's range)."""
+    value = int(text)
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError(f"must be in 1..256, got {value}")
+    return value
+
+
 def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval_help=None):
     """An ArgumentParser with the flags every `training/train_*.py` script has.
 
     Data (--data, --eval-data), bookkeeping (--run-dir, --out), the schedule (--steps,
-    --steps-per-epoch, --batch, --patch, --lr, --init-weights, --seed), --cpu-devices and
-    --quiet. Scripts add their own flags and pass `run_options(args)` to the library.
+    --steps-per-epoch, --batch, --patch, --crops-per-image, --lr, --init-weights, --seed),
+    --cpu-devices and --quiet. Scripts add their own flags and pass `run_options(args)` to the
+    library.
     """
     # A checkpoint read while training writes it must not crash the run (HDF5 file locks).
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
@@ -26,6 +35,9 @@ def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval
                    help="steps between checkpoints/validation (default %(default)s)")
     p.add_argument("--batch", type=int, default=8, help="global batch size (default %(default)s)")
     p.add_argument("--patch", type=int, default=128, help=f"patch size (default %(default)s){patch_note}")
+    p.add_argument("--crops-per-image", type=_crops, metavar="N",
+                   help="patches cut from each decoded training image per visit (default: 1 "
+                        "when the decoded set fits in memory and is cached, else 4)")
     p.add_argument("--lr", default=lr,
                    help="learning-rate schedule 'v0,v1@step1,v2@step2' (default %(default)s)")
     p.add_argument("--init-weights", help="start from these weights (fine-tuning)")
@@ -37,8 +49,12 @@ def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval
 
 
 def run_options(args):
-    """The keyword arguments of tfcomp.training.train_* that come from the shared flags."""
-    return dict(data=args.data, run_dir=args.run_dir, eval_data=args.eval_data, steps=args.steps,
+    """The keyword arguments of tfcomp.training.train_* that come from the shared flags
+    (`crops_per_image` only when --crops-per-image is given)."""
+    opts = dict(data=args.data, run_dir=args.run_dir, eval_data=args.eval_data, steps=args.steps,
                 steps_per_epoch=args.steps_per_epoch, batch_size=args.batch,
                 patch_size=args.patch, lr_schedule=args.lr, init_weights=args.init_weights,
                 seed=args.seed, verbose=0 if args.quiet else 1)
+    if getattr(args, "crops_per_image", None) is not None:
+        opts["crops_per_image"] = args.crops_per_image
+    return opts
