@@ -120,7 +120,9 @@ def _print_restorer_table(result):
 
 def cmd_evaluate(args):
     from .evaluate import evaluate_codec, evaluate_restorer
+    from .imageio import list_images
     from .plot import plot_codecs, plot_restorers
+    list_images(args.data)  # "no images" is the first error, before any model loads
     _check_output(args.json)
     from .plot import default_plot_path
     plot = args.plot or default_plot_path(args.json)
@@ -187,6 +189,7 @@ def _read_results(paths):
 def cmd_report(args):
     from .report import codec_markdown, hiding_markdown, restorer_markdown
     results = _read_results(args.results)
+    _check_datasets(results, args.results, args.allow_mixed_data)
     if "plain_codec" in results[0]:
         print(hiding_markdown(results))
     else:
@@ -194,10 +197,27 @@ def cmd_report(args):
     return 0
 
 
+def _check_datasets(results, paths, allow_mixed):
+    """Refuses results measured on different datasets (a BD-rate between them means nothing)
+    unless `allow_mixed`, which turns the refusal into a warning on stderr."""
+    from .errors import InputError
+    from .plot import datasets_differ
+    differ = datasets_differ(results)
+    if not differ:
+        return
+    listing = "; ".join(f"{path}: {data!r}" for path, data in zip(paths, differ))
+    if not allow_mixed:
+        raise InputError(f"the results come from different datasets ({listing}); compare "
+                         "results on one dataset, or pass --allow-mixed-data")
+    print(f"tfcomp: warning: the results come from different datasets ({listing})",
+          file=sys.stderr)
+
+
 def cmd_plot(args):
     from .plot import bd_rate_table, plot_codecs, plot_restorers
     from .report import format_range
     results = _read_results(args.results)
+    _check_datasets(results, args.results, args.allow_mixed_data)
     _check_output(args.output)
     if "plain_codec" in results[0]:
         raise TfcompError("hiding results are fixed-quality comparisons: use `tfcomp report`")
@@ -247,7 +267,8 @@ def cmd_serve(args):
     from .serving import serve
     return serve(args.model_config, rest_port=args.rest_port, grpc_port=args.grpc_port,
                  host=args.host, max_body_bytes=int(args.max_body_mb * 2 ** 20),
-                 rest_threads=args.rest_threads, grpc_workers=args.grpc_workers)
+                 rest_threads=args.rest_threads, grpc_workers=args.grpc_workers,
+                 request_timeout=args.request_timeout, max_connections=args.max_connections)
 
 
 def cmd_demo(args):
@@ -266,6 +287,15 @@ def cmd_data_pack(args):
 
 
 # -- parser ----------------------------------------------------------------------------------
+def _add_max_pixels(parser):
+    """The pixel budget flag of the commands that decode or encode images (tfcomp.limits)."""
+    from .limits import DEFAULT_MAX_PIXELS
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="largest image (width * height) read, decoded or encoded; larger "
+                             "ones are refused before any allocation (default %(default)s "
+                             "= 8192 x 8192)")
+
+
 def build_parser():
     from . import __version__
     p = argparse.ArgumentParser(prog="tfcomp", description=(
@@ -291,6 +321,7 @@ def build_parser():
     s.add_argument("--labels", help="jpdse-bpg: the image's label map (Cityscapes labelIds PNG)")
     s.add_argument("--instances", help="jpdse-bpg: the image's instance ids (Cityscapes "
                                        "instanceIds PNG; default: label boundaries only)")
+    _add_max_pixels(s)
     s.set_defaults(func=cmd_compress)
 
     s = sub.add_parser("decompress", help="decode a compressed file to PNG")
@@ -299,6 +330,7 @@ def build_parser():
     s.add_argument("--codec", help="codec name, for formats that cannot identify themselves "
                                    "(hiding-jpeg files open as plain JPEG without it)")
     s.add_argument("--model", help="hiding-jpeg / hiding-bpg: override the decoder model")
+    _add_max_pixels(s)
     s.set_defaults(func=cmd_decompress)
 
     s = sub.add_parser("restore", help="remove JPEG artifacts from a decoded JPEG")
@@ -306,6 +338,7 @@ def build_parser():
     s.add_argument("-o", "--output", required=True, help="image to write (.png, ...)")
     s.add_argument("--model", default="restorer-blind", help="restorer model (default %(default)s)")
     s.add_argument("--tile", type=int, default=512, help="tile size for large images")
+    _add_max_pixels(s)
     s.set_defaults(func=cmd_restore)
 
     s = sub.add_parser("evaluate", help="rate-distortion evaluation over a folder of images")
@@ -324,6 +357,7 @@ def build_parser():
                                      "checkpoint) instead of the shipped weights")
     s.add_argument("--keep", metavar="DIR", help="keep the compressed files and decoded PNGs here")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_max_pixels(s)
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("plot", help="plot several evaluation JSONs together, with BD-rates")
@@ -331,10 +365,14 @@ def build_parser():
     s.add_argument("-o", "--output", required=True, help="PNG to write")
     s.add_argument("--title", help="figure title")
     s.add_argument("--bd-json", help="also write the BD-rate table as JSON")
+    s.add_argument("--allow-mixed-data", action="store_true", help="plot results measured on "
+                   "different datasets anyway (a warning instead of an error)")
     s.set_defaults(func=cmd_plot)
 
     s = sub.add_parser("report", help="markdown tables (README) from evaluation JSONs")
     s.add_argument("results", nargs="+", help="JSON files from `tfcomp evaluate` (first = anchor)")
+    s.add_argument("--allow-mixed-data", action="store_true", help="tabulate results measured "
+                   "on different datasets anyway (a warning instead of an error)")
     s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("export", help="export a model: SavedModel (TF Serving), TFLite, ONNX",
@@ -377,6 +415,13 @@ def build_parser():
                    help="largest REST request body / gRPC message in MiB (default 64)")
     s.add_argument("--rest-threads", type=int, default=16, help="concurrent REST requests")
     s.add_argument("--grpc-workers", type=int, default=8, help="gRPC worker threads")
+    s.add_argument("--request-timeout", type=float, default=60.0, metavar="S",
+                   help="seconds a REST client has to send a whole request (line, headers "
+                        "and body) and the longest idle keep-alive wait (default %(default)s)")
+    s.add_argument("--max-connections", type=int, default=64, metavar="N",
+                   help="open REST connections at most; more are answered 503 and closed "
+                        "(default %(default)s)")
+    _add_max_pixels(s)
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("demo", help="JPEG + restorer on sample photos shipped with scikit-image")
@@ -399,11 +444,36 @@ def build_parser():
     return p
 
 
-def main(argv=None):
-    """Entry point: returns the exit status (0 ok, 1 user error, 2 usage, 70 internal)."""
-    args = build_parser().parse_args(argv)
+def _quiet_broken_pipe():
+    """The reader of stdout went away (e.g. `| head`): send the rest of stdout to /dev/null so
+    the interpreter's final flush cannot complain either."""
     try:
-        return args.func(args)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def main(argv=None):
+    """Entry point: returns the exit status (0 ok, 1 user error, 2 usage, 70 internal).
+
+    A closed stdout (``tfcomp codecs --json | head -3``) ends the command quietly with 0,
+    like most command-line tools that write to a pager or ``head``.
+    """
+    args = build_parser().parse_args(argv)
+    from .limits import max_pixels, pixel_budget
+    budget = getattr(args, "max_pixels", None)
+    if budget is None or args.command == "export":  # export's flag is its graph's own limit
+        budget = max_pixels()
+    try:
+        with pixel_budget(budget):
+            status = args.func(args)
+        sys.stdout.flush()  # a broken pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
     except TfcompError as e:
         print(f"tfcomp {args.command}: error: {e}", file=sys.stderr)
         return 1

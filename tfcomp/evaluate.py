@@ -22,10 +22,14 @@ def progress(iterable, total, desc, enabled=True):
 
 
 def _items(data):
-    """[(name, path-or-array)] from a directory/glob or an explicit list of pairs."""
+    """[(name, path-or-array)] from a directory/glob or an explicit list of pairs; InputError
+    when there are none (the first check of every evaluation)."""
     if isinstance(data, (str, os.PathLike)):
         return [(os.path.splitext(os.path.basename(p))[0], p) for p in list_images(data)]
-    return list(data)
+    items = list(data)
+    if not items:
+        raise InputError("no images to evaluate")
+    return items
 
 
 def _load(item, mode):
@@ -124,9 +128,9 @@ def evaluate_restorer(model_name, data, qualities=(10, 20, 30, 40), gray=False, 
     """
     from .models import load_model
     from .restorer.restore import restore_array
+    items = _items(data)
     model = model or load_model(model_name)
     jpeg = get_codec("jpeg")
-    items = _items(data)
     per_q = {q: [] for q in qualities}
     with tempfile.TemporaryDirectory(prefix="tfcomp-eval-") as tmp:
         folder = out_dir or tmp
@@ -152,8 +156,6 @@ def evaluate_restorer(model_name, data, qualities=(10, 20, 30, 40), gray=False, 
         point["psnr_gain"] = point["restored"]["psnr"] - point["jpeg"]["psnr"]
         point["images"] = imgs
         points.append(point)
-    if not items:
-        raise InputError("no images to evaluate")
     return {"restorer": model_name, "data": str(data) if isinstance(data, (str, os.PathLike))
             else "<arrays>", "protocol": "gray-Y" if gray else "rgb", "points": points}
 

@@ -475,6 +475,7 @@ class RestServer(http.server.ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     allow_reuse_address = True
+    request_queue_size = 128  # listen backlog: bursts of connections wait instead of retrying
 
     def __init__(self, registry, host="127.0.0.1", port=8501, max_body_bytes=64 << 20,
                  max_concurrent=16, verbose=False, request_timeout=60.0, max_connections=64):
