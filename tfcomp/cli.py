@@ -1,5 +1,5 @@
-"""The `tfcomp` command line: codecs, compress, decompress, restore, evaluate, plot, report, export,
-serve, demo, data pack."""
+"""The `tfcomp` command line: codecs, models, compress, decompress, restore, evaluate, plot,
+report, export, serve, demo, data pack."""
 
 import argparse
 import json
@@ -58,6 +58,17 @@ def cmd_codecs(args):
              e["quality"]["default"], "yes" if e["weights"] else "MISSING", e["description"])
             for e in entries]
     print(format_table(["name", "kind", "quality", "default", "ready", "description"], rows))
+    return 0
+
+
+def cmd_models(args):
+    from .zoo import read_zoo, zoo_rows
+    entries = read_zoo()
+    if args.json:
+        print(json.dumps(entries, indent=1))
+        return 0
+    print(format_table(["model", "kind", "params", "eval set", "measured (first points)",
+                        "trained with"], zoo_rows(entries)))
     return 0
 
 
@@ -307,6 +318,11 @@ def build_parser():
     s = sub.add_parser("codecs", help="list codecs and models with their quality knobs")
     s.add_argument("--json", action="store_true", help="machine-readable list")
     s.set_defaults(func=cmd_codecs)
+
+    s = sub.add_parser("models", help="the model zoo: every shipped model, its size, numbers "
+                                      "and training command")
+    s.add_argument("--json", action="store_true", help="print the zoo entries as JSON")
+    s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("compress", help="compress an image into a file")
     s.add_argument("input", help="any image Pillow reads")
