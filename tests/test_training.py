@@ -6,7 +6,6 @@ in place before TensorFlow initialises. Everything is tiny (widths 8 8 8 8, 32x3
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,6 +14,8 @@ import types
 
 import numpy as np
 import pytest
+
+from subprocs import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(ROOT, "training", "train_restorer.py")
@@ -60,17 +61,6 @@ def _load_weights(path):
     model = build_restorer(widths=(8, 8, 8, 8))
     model.load_weights(str(path))
     return model.get_weights()
-
-
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _last_lines(text, n=25):
@@ -176,7 +166,7 @@ def test_multiworker_two_processes_agree(tmp_path, monkeypatch):
     run_dir, out = tmp_path / "run", tmp_path / "out" / "final.weights.h5"
     worker_tmp = tmp_path / "tmp"  # TMPDIR of the workers: where the non-chief writes
     worker_tmp.mkdir()
-    ports = _free_ports(2)
+    ports = free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     cmd = [sys.executable, CLI, "--data", str(data), *TINY, "--steps", "6", "--steps-per-epoch", "3",
            "--run-dir", str(run_dir), "--out", str(out)]

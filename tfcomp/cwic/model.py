@@ -106,6 +106,19 @@ def importance_mask(p, n, levels):
     return _mask(p)
 
 
+def _global_mean(value):
+    """The mean of a per-replica scalar over all replicas (the value itself on one device).
+
+    In a replica context (train_step, test_step) under MirroredStrategy or
+    MultiWorkerMirroredStrategy, this makes a batch statistic the global batch's (replicas
+    hold equal shares of it); elsewhere it returns `value`.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
+
+
 def _conv(filters, size, strides=1, activation="relu", name=None):
     return tf.keras.layers.Conv2D(filters, size, strides=strides, padding="same",
                                   activation=activation, name=name)
@@ -168,6 +181,9 @@ class CWIC(tf.keras.Model):
     `use_binarizer=False` feeds the sigmoid codes to the decoder (the plain autoencoder's
     continuous code); `use_importance=False` keeps all n channels everywhere. The rate loss
     gamma * mean(p) is added while the kept-bit fraction of the batch exceeds `target`.
+    Under a tf.distribute strategy "the batch" is the global batch: the replicas average
+    their kept fractions (all-reduce) and each scales its loss by 1 / num_replicas_in_sync,
+    so N replicas on a global batch take the step one device takes on it.
     `distortion`: "mse" (the paper's) or "ms-ssim" (1 - ms_ssim_4 + mse_weight * MSE; training
     patches >= 88; the MSE anchor keeps colours and brightness, which MS-SSIM barely sees).
     """
@@ -224,7 +240,7 @@ class CWIC(tf.keras.Model):
         codes, p, mask = self.analyse(x)
         y = self.decoder(codes * mask, training=training)
         mse = tf.reduce_mean(tf.square(y - x))
-        kept = tf.reduce_mean(mask)
+        kept = _global_mean(tf.stop_gradient(tf.reduce_mean(mask)))
         active = tf.cast(kept > self.target, tf.float32) if self.use_importance else 0.0
         logs = {"mse": mse}
         if self.distortion == "ms-ssim":
@@ -242,9 +258,12 @@ class CWIC(tf.keras.Model):
 
     def train_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss, logs = self._objective(x, True)
-        grads = tape.gradient(loss, self.trainable_variables)
+            # apply_gradients sums the replicas' gradients: each contributes its share.
+            scaled = loss / replicas
+        grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._update(logs)
 

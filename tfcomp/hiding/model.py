@@ -116,6 +116,10 @@ class HidingModel(tf.keras.Model):
     coefficients (bits/pixel-like). Metrics: psnr (final output), psnr_plain (the plain
     codec at the same quality, the baseline), psnr_view (the sent file decoded by any
     viewer), psnr_enc (I_H_enc), bpp / bpp_plain (real file bytes).
+
+    Under a tf.distribute strategy each replica's loss (a mean over its share of the batch)
+    is divided by num_replicas_in_sync, so N replicas on a global batch take the step one
+    device takes on it.
     """
 
     def __init__(self, encoder, decoder, codec="jpeg", quality=50, quality_range=None,
@@ -215,9 +219,12 @@ class HidingModel(tf.keras.Model):
 
     def train_step(self, data):
         clean = self._clean(data)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             _, loss, stats = self._forward(clean, True)
-        grads = tape.gradient(loss, self.trainable_variables)
+            # apply_gradients sums the replicas' gradients: each contributes its share.
+            scaled = loss / replicas
+        grads = tape.gradient(scaled, self.trainable_variables)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._update(loss, stats)
 
