@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["BIT_GROUPS", "FAMILIES", "DEFAULT_FAMILY", "num_bit_contexts", "num_contexts",
            "num_map_contexts", "bit_contexts", "contexts", "decode_steps", "map_contexts",
            "ContextTables", "encode_bits", "decode_bits", "encode_streams", "decode_streams",
-           "kept_counts", "masked_bits"]
+           "kept_counts", "masked_bits", "encode_map"]
 
 PRECISION = 16
 BIT_GROUPS = 8
@@ -251,21 +251,29 @@ def decode_bits(family, stream, q, cdf, n, levels):
     return bits, taken
 
 
-def encode_streams(bits, q, tables):
-    """Range-codes levels q [h, w] and the kept bits [h, w, n]; returns (map_stream, bit_stream)."""
+def encode_map(q, tables):
+    """Range-codes the importance levels q [h, w] row by row -> bytes."""
     import tensorflow_compression as tfc
-    n, levels = tables.n, tables.levels
-    ctx = np.concatenate([map_contexts(q, r, levels) for r in range(q.shape[0])])
+    ctx = np.concatenate([map_contexts(q, r, tables.levels) for r in range(q.shape[0])])
     enc = tfc.create_range_encoder([], tables.map_cdf)
     enc = tfc.entropy_encode_index(enc, ctx.astype(np.int32), q.reshape(-1).astype(np.int32))
-    map_stream = tfc.entropy_encode_finalize(enc).numpy()
-    return map_stream, encode_bits(tables.family, bits, q, tables.bit_cdf, n, levels)
+    return tfc.entropy_encode_finalize(enc).numpy()
+
+
+def encode_streams(bits, q, tables):
+    """Range-codes levels q [h, w] and the kept bits [h, w, n]; returns (map_stream, bit_stream)."""
+    return encode_map(q, tables), encode_bits(tables.family, bits, q, tables.bit_cdf, tables.n,
+                                              tables.levels)
 
 
 def decode_streams(map_stream, bit_stream, h, w, tables):
     """Inverse of encode_streams: (bits uint8 [h, w, n], q int [h, w]).
 
-    Raises ValueError if a stream ends early or has bytes left over (corruption).
+    Raises ValueError if a stream ends early or has bytes left over (corruption). The range
+    decoder reads zeros past the end of a stream, so a few forged bytes would "decode" to any
+    size: each decoded stream must re-encode to exactly its bytes (the encoder's output is
+    canonical), which bounds the image by what its bytes can code. The map is checked before
+    any bit is decoded.
     """
     import tensorflow as tf
     import tensorflow_compression as tfc
@@ -276,6 +284,9 @@ def decode_streams(map_stream, bit_stream, h, w, tables):
         dec, row = tfc.entropy_decode_index(dec, map_contexts(q, r, levels).astype(np.int32),
                                             [w], tf.int32)
         q[r] = row.numpy()
-    if not bool(tfc.entropy_decode_finalize(dec)):
-        raise ValueError("importance-map stream is corrupted")
-    return decode_bits(tables.family, bit_stream, q, tables.bit_cdf, n, levels)[0], q
+    if not bool(tfc.entropy_decode_finalize(dec)) or encode_map(q, tables) != bytes(map_stream):
+        raise ValueError("importance-map stream is corrupted (or too short for the image size)")
+    bits = decode_bits(tables.family, bit_stream, q, tables.bit_cdf, n, levels)[0]
+    if encode_bits(tables.family, bits, q, tables.bit_cdf, n, levels) != bytes(bit_stream):
+        raise ValueError("bit stream is corrupted (or too short for the image size)")
+    return bits, q

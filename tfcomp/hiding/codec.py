@@ -74,14 +74,17 @@ class _HidingCodec(Codec):
         if image.shape[2] != 3:
             raise InputError(f"{self.name}: the hiding networks take RGB images; got a "
                              f"{image.shape[2]}-channel image")
-        from ..restorer.restore import run_tiled
+        from ..restorer.restore import run_tiled_uint8
         name = self.model_for(quality)
         encoder, _ = self._networks(name)
         plain = self.plain.decode(self.plain.encode(image, quality))
-        x = image.astype(np.float32) / 255.0
-        p = plain.astype(np.float32) / 255.0
-        hidden = run_tiled(encoder, np.concatenate([x, x - p], axis=-1)[None])[0]
-        sent = np.clip(np.round(hidden * 255.0), 0, 255).astype(np.uint8)
+
+        def encoder_input(y0, y1, x0, x1):  # [x, x - plain] of one tile, in [0, 1]
+            x = image[y0:y1, x0:x1].astype(np.float32) / 255.0
+            p = plain[y0:y1, x0:x1].astype(np.float32) / 255.0
+            return np.concatenate([x, x - p], axis=-1)[None]
+
+        sent = run_tiled_uint8(encoder, encoder_input, image.shape[0], image.shape[1])
         return self._write(sent, quality, name)
 
     def _decode(self, data):

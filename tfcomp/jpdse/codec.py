@@ -13,6 +13,7 @@ price is the side information's bytes, which the README's rate counts in full.
 
 import numpy as np
 
+from .. import limits
 from ..errors import BitstreamError, InputError
 from ..imageio import pad_to_multiple
 from ..codecs.base import Codec
@@ -21,7 +22,8 @@ __all__ = ["JpdseBpgCodec", "MODEL_IDS", "MAX_PIXELS"]
 
 #: Model id in the file -> model name (tfcomp.models registry).
 MODEL_IDS = {1: "jpdse-bpg-p3", 2: "jpdse-bpg-p2"}
-#: The generator runs on the whole image: cap its size (memory), checked before any work.
+#: The generator runs on the whole image: cap its size (memory), checked before any work,
+#: below the pixel budget (tfcomp.limits) that applies as well.
 MAX_PIXELS = 2048 * 2048
 
 
@@ -111,9 +113,8 @@ class JpdseBpgCodec(Codec):
         from ..codecs import bpg
         if image.shape[2] != 3:
             raise InputError(f"{self.name}: RGB images only")
-        if image.shape[0] * image.shape[1] > MAX_PIXELS:
-            raise InputError(f"{self.name}: {image.shape[1]}x{image.shape[0]} is larger than the "
-                             f"generator's limit of {MAX_PIXELS} pixels")
+        limits.check_pixels(image.shape[1], image.shape[0], f"{self.name}: the image is too "
+                            "large", cap=MAX_PIXELS, cap_reason="the generator")
         labels, edges = self._semantics(image.shape[:2])
         name = self._model_name()
         get_spec(name)  # a known model
@@ -133,9 +134,12 @@ class JpdseBpgCodec(Codec):
             raise BitstreamError(f"{self.name}: unknown model id {parts['model_id']}")
         name = self.settings.get("model") or name
         h, w = parts["height"], parts["width"]
-        if h * w > MAX_PIXELS:
-            raise BitstreamError(f"{self.name}: header claims {w}x{h}, more than the generator's "
-                                 f"limit of {MAX_PIXELS} pixels")
+        limits.check_pixels(w, h, f"{self.name}: the file's image is too large", BitstreamError,
+                            cap=MAX_PIXELS, cap_reason="the generator")
+        base_size = limits.bpg_size(parts["base_stream"])
+        if base_size is not None and base_size != (w, h):
+            raise BitstreamError(f"{self.name}: BPG stream is {base_size[0]}x{base_size[1]}, "
+                                 f"header says {w}x{h}")
         decoded = bpg.decode(parts["base_stream"])
         if decoded.shape[:2] != (h, w) or decoded.shape[2] != 3:
             raise BitstreamError(f"{self.name}: BPG stream is {decoded.shape[1]}x{decoded.shape[0]}, "

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["restore_array", "run_tiled"]
+__all__ = ["restore_array", "run_tiled", "run_tiled_uint8"]
 
 
 def _run(model, batch):
@@ -39,6 +39,39 @@ def run_tiled(model, planes, tile=512, margin=16):
     return out
 
 
+def _to_uint8(y):
+    return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+
+
+def run_tiled_uint8(model, make_input, height, width, tile=512, margin=16):
+    """Like :func:`run_tiled`, for large images: the input of each tile is built on demand and
+    the output goes straight to uint8 (round(255 y), clipped).
+
+    ``make_input(y0, y1, x0, x1)`` returns the float32 [1, y1 - y0, x1 - x0, C] input of that
+    crop. Memory is the uint8 output plus one tile, instead of float copies of the whole image;
+    the numbers are those of run_tiled followed by the same rounding. Not for quality-gated
+    models (their gate needs the whole image): use run_tiled.
+    """
+    out = None
+    for y in range(0, height, tile):
+        for x in range(0, width, tile):
+            y0, x0 = max(0, y - margin), max(0, x - margin)
+            y1, x1 = min(height, y + tile + margin), min(width, x + tile + margin)
+            if height <= tile and width <= tile:
+                y0, x0, y1, x1 = 0, 0, height, width
+            res = _run(model, make_input(y0, y1, x0, x1))[0]
+            if out is None:
+                out = np.empty((height, width, res.shape[-1]), np.uint8)
+            th, tw = min(tile, height - y), min(tile, width - x)
+            out[y:y + th, x:x + tw] = _to_uint8(res[y - y0:y - y0 + th, x - x0:x - x0 + tw])
+    return out
+
+
+def _gated(model):
+    from .model import split_gate
+    return hasattr(model, "layers") and split_gate(model) is not None
+
+
 def restore_array(model, image, tile=512, margin=16):
     """Restores a decoded uint8 image (HxW, HxWx1 or HxWx3) with `model`; uint8 out, same shape.
 
@@ -52,6 +85,10 @@ def restore_array(model, image, tile=512, margin=16):
     gray2d = image.ndim == 2
     img = image[:, :, None] if gray2d else image
     c_model = model.input_shape[-1]
+    if c_model == img.shape[2] and not _gated(model):
+        out = run_tiled_uint8(model, lambda y0, y1, x0, x1: img[None, y0:y1, x0:x1].astype(
+            np.float32) / np.float32(255.0), img.shape[0], img.shape[1], tile, margin)
+        return out[:, :, 0] if gray2d else out
     x = img.astype(np.float32) / 255.0
     if c_model == 3 and img.shape[2] == 1:
         y = run_tiled(model, np.repeat(x, 3, axis=2)[None], tile, margin)[0]
@@ -61,5 +98,5 @@ def restore_array(model, image, tile=512, margin=16):
         y = np.transpose(y[..., 0], (1, 2, 0))
     else:
         y = run_tiled(model, x[None], tile, margin)[0]
-    out = np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+    out = _to_uint8(y)
     return out[:, :, 0] if gray2d else out
