@@ -9,7 +9,7 @@ OPS_SRC := $(wildcard tfcomp/csrc/bpg/*.c tfcomp/csrc/bpg/*.h) tfcomp/csrc/bpg_o
 FUZZ_SECONDS ?= 60
 WEB_DEPS := serving/web/node_modules/@tensorflow/tfjs-tflite
 
-.PHONY: all setup system-deps ops fuzz demo test bench eval-restorers clean
+.PHONY: all setup system-deps ops fuzz fuzz-c fuzz-py demo test bench eval-restorers clean
 
 all: test
 
@@ -30,9 +30,16 @@ $(WEB_DEPS): serving/web/package-lock.json
 	cd serving/web && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(WEB_DEPS)
 
-# Bounded libFuzzer+ASan run on the BPG decoder (installs clang when missing).
-fuzz: $(OPS)
+# Bounded fuzzing: libFuzzer+ASan on the BPG decoder (installs clang when missing), then the
+# seeded mutation fuzzer on the Python-side parsers (.cwic, .jpdse, hiding-jpeg, JPEG, BPG, the
+# image reader) for FUZZ_SECONDS per target; findings go to build/py_fuzz/.
+fuzz: fuzz-c fuzz-py
+
+fuzz-c: $(OPS)
 	bash tfcomp/csrc/fuzz/run_fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-py: setup
+	$(BIN)/python -m tfcomp.fuzz --seconds $(FUZZ_SECONDS) --out build/py_fuzz
 
 # Re-run the install whenever the dependency pins or setup.py change.
 $(STAMP): requirements.txt setup.py
