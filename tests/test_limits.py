@@ -235,3 +235,65 @@ def test_evaluate_empty_folder_is_the_first_error(capsys, tmp_path, monkeypatch)
         evaluate_restorer("restorer-blind", [])
     with pytest.raises(InputError, match="no images"):
         evaluate_codec("jpeg", [])
+
+
+# -- learned-codec containers ------------------------------------------------------------------
+REGRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                           "py_fuzz_regressions")
+
+
+def test_forged_cwic_header_refused_fast_and_small(tmp_path):
+    # 27 bytes of a 16x24 image's streams under a header claiming 4096 x 4096 (issue 19:
+    # past 8 GB); the range decoder would read zeros past the end and "decode" it.
+    out = tmp_path / "out.png"
+    code, err, seconds = run_limited(
+        "decompress", os.path.join(REGRESSIONS, "cwic", "forged_size_4096x4096.cwic"), "-o", out)
+    assert code == 1 and not out.exists()
+    one_error_line(err, "tfcomp decompress: error: cwic")
+    assert seconds < 90
+
+
+def test_cwic_reference_decoder_requires_canonical_streams():
+    from tfcomp import models
+    from tfcomp.cwic.coding import decode_streams, encode_streams
+    tables = models.load_extra("cwic-1")
+    rng = np.random.default_rng(0)
+    q = rng.integers(0, tables.levels, (3, 4))
+    bits = rng.integers(0, 2, (3, 4, tables.n)).astype(np.uint8)
+    map_stream, bit_stream = encode_streams(bits, q, tables)
+    got_bits, got_q = decode_streams(map_stream, bit_stream, 3, 4, tables)
+    np.testing.assert_array_equal(got_q, q)
+    kept = (np.arange(tables.n) < (q[..., None] + 1) * (tables.n // tables.levels))
+    np.testing.assert_array_equal(got_bits * kept, bits * kept)
+    with pytest.raises(ValueError, match="corrupted"):
+        decode_streams(map_stream + b"\x07", bit_stream, 3, 4, tables)
+    # issue 19's file: a 16x24 image's streams claiming 4096 x 4096 (refused after the map)
+    from tfcomp.cwic.codec import unpack
+    with open(os.path.join(REGRESSIONS, "cwic", "forged_size_4096x4096.cwic"), "rb") as f:
+        parts = unpack(f.read())
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="too short"):
+        decode_streams(parts[-2], parts[-1], 512, 512, models.load_extra("cwic-2"))
+    assert time.monotonic() - start < 30
+
+
+def test_forged_jpdse_headers_refused_before_decoding(capsys, tmp_path, monkeypatch):
+    from tfcomp.jpdse.semantic import encode_side_info, pack_jpdse
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("the BPG stream was decoded")
+
+    monkeypatch.setattr(bpg, "decode", no_decode)
+    path = os.path.join(REGRESSIONS, "jpdse", "header_2048x2048_bpg_16x16.jpdse")
+    with open(path, "rb") as f:
+        with pytest.raises(BitstreamError, match="BPG stream is 16x16, header says 2048x2048"):
+            get_codec("jpdse-bpg").decode(f.read())
+    base = b"BPG\xfb" + bytes(40)
+    side = encode_side_info(np.zeros((16, 16), np.uint8), scale=16)
+    for (h, w), fragment in (((4096, 4096), "of the generator"), ((8192, 8192), "generator")):
+        data = pack_jpdse(base, side, h, w, 40, 1)
+        with pytest.raises(BitstreamError, match=fragment):
+            get_codec("jpdse-bpg").decode(data)
+    with limits.pixel_budget(1000):
+        with pytest.raises(BitstreamError, match="pixel budget of 1000"):
+            get_codec("jpdse-bpg").decode(pack_jpdse(base, side, 40, 40, 40, 1))

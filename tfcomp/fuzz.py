@@ -397,7 +397,8 @@ def _supervise(target, args):
         cmd = [sys.executable, "-m", "tfcomp.fuzz", "--worker", target, "--seconds",
                f"{left:.1f}", "--seed", str(seed), "--out", args.out, "--time-limit",
                str(args.time_limit), "--memory-mb", str(args.memory_mb)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
         killed = None
         while proc.poll() is None:
             time.sleep(0.2)

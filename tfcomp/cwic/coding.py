@@ -270,10 +270,13 @@ def decode_streams(map_stream, bit_stream, h, w, tables):
     """Inverse of encode_streams: (bits uint8 [h, w, n], q int [h, w]).
 
     Raises ValueError if a stream ends early or has bytes left over (corruption). The range
-    decoder reads zeros past the end of a stream, so a few forged bytes would "decode" to any
-    size: each decoded stream must re-encode to exactly its bytes (the encoder's output is
-    canonical), which bounds the image by what its bytes can code. The map is checked before
-    any bit is decoded.
+    decoder reads zeros past the end of a stream, so the streams of a small image under a
+    header claiming a large one would "decode": each decoded stream must re-encode to exactly
+    its bytes (the encoder's output is canonical), checked for the map before any bit is
+    decoded. That refuses such forgeries and trailing bytes, but it is not a size bound: a
+    stream crafted to end on the low edge of its interval codes any number of further
+    lowest symbols (a flat region) for free. Sizes are bounded by the pixel budget, and the
+    decode is linear in the size.
     """
     import tensorflow as tf
     import tensorflow_compression as tfc
