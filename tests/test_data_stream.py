@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfcomp.cli import main as cli_main
-from tfcomp.data import (STREAM_CROPS, PatchConfig, decode_file, list_images, patch_dataset,
+from tfcomp.data import (PatchConfig, decode_file, list_images, patch_dataset,
                          pipeline_plan)
 from tfcomp.errors import InputError
 from tfcomp.imageio import read_image
@@ -122,7 +122,7 @@ def test_default_crops_and_cache_budget(flat_dir):
     assert plan.decoded_bytes == 6 * 40 * 52 * 3
     assert plan.cache and plan.crops_per_image == 1            # small set: cached, one crop
     big = pipeline_plan(flat_dir, cfg, cache_budget=plan.decoded_bytes - 1)
-    assert not big.cache and big.crops_per_image == STREAM_CROPS
+    assert not big.cache and big.crops_per_image == 2          # 40 * 52 pixels ~ 2 patches
     assert pipeline_plan(flat_dir, cfg, cache=True, cache_budget=1).cache
     assert pipeline_plan(flat_dir, PatchConfig(patch_size=P, crops_per_image=2), cache=False) \
         .crops_per_image == 2
