@@ -251,27 +251,14 @@ def cmd_plot(args):
 
 
 def cmd_export(args):
-    from .export import export, format_parity, parity
+    from .export import export_command
     if args.version < 1:
         raise TfcompError(f"--version must be a positive integer, got {args.version}")
-    done = export(args.model, args.format, args.out, quantize=args.quantize, tile=args.tile,
-                  version=args.version, force=args.force, weights=args.weights, opset=args.opset,
-                  serving_base=args.serving_base, name=args.name, max_pixels=args.max_pixels)
-    for fmt, quant, path in done:
-        print(f"{path}: {fmt}" + (f" {quant}" if fmt == "tflite" else ""))
-    if any(fmt == "savedmodel" for fmt, _, _ in done):
-        print(f"{os.path.join(args.out, 'models.config')}: TF Serving model config (serve it "
-              "with `tfcomp serve --model-config ...`)")
-    if args.check:
-        rows = parity(args.model, artifacts=done, weights=args.weights, name=args.name,
-                      quality=args.check_quality)
-        print(f"parity against TF on JPEG q{args.check_quality} crops of scikit-image photos "
-              f"(max|err| on [0, 1]; PSNR in dB against the uncompressed crop):")
-        print(format_parity(rows))
-        failed = [f"{r['format']}/{r['quantization']}/{r['runtime']}" for r in rows if not r["ok"]]
-        if failed:
-            raise TfcompError("parity outside tolerance: " + ", ".join(failed))
-    return 0
+    return export_command(args.model, args.format, args.out, check=args.check,
+                          check_quality=args.check_quality, weights=args.weights, name=args.name,
+                          quantize=args.quantize, tile=args.tile, version=args.version,
+                          force=args.force, opset=args.opset, serving_base=args.serving_base,
+                          max_pixels=args.max_pixels)
 
 
 def cmd_serve(args):
@@ -414,8 +401,8 @@ def build_parser():
                    help="largest image the bytes signature decodes (default %(default)s)")
     s.add_argument("--check", action="store_true", help="run the exports and TF on JPEG'd "
                    "photo crops and print the parity table (exit 1 outside tolerance)")
-    s.add_argument("--check-quality", type=int, default=20, help="JPEG quality of the check "
-                   "images (default %(default)s)")
+    s.add_argument("--check-quality", type=int, help="quality of the check images (JPEG "
+                   "quality, BPG QP; default: 20 for restorers, the model's own otherwise)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("serve", help="TF-Serving-compatible REST + gRPC server",

@@ -1,9 +1,19 @@
 """Deployment export: SavedModel (TF Serving layout), TFLite, ONNX, `models.config`, parity.
 
-A registered model (tfcomp.models) or a Keras model is exported through an *exporter*: the
-object that knows the model kind's signatures. Restorers use :class:`ImageToImageExporter`;
-a new kind sets ``ModelSpec.exporter = "module:Class"`` (and ``custom_ops`` when its graph
-needs ops from a Python package such as tensorflow_compression) and nothing here changes.
+A registered model (tfcomp.models) or a Keras model is exported through an *exporter*, chosen
+by the model's kind (:data:`EXPORTERS`; ``ModelSpec.exporter = "module:Class"`` overrides it
+per model). An exporter says:
+
+* ``signatures()``: the SavedModel's tf.functions (e.g. ``compress`` / ``decompress``);
+* ``networks()``: the float networks (:class:`Network`) TFLite and ONNX get, one file each;
+* ``formats()``: format -> None when it applies, else the reason it cannot exist, and
+  ``notes()``: parts of an applicable format that cannot exist (e.g. the JPEG coder in TFLite);
+* ``custom_ops`` / ``assets()``: what a process must load before the SavedModel (Python modules
+  such as tensorflow_compression, or op libraries copied into ``assets.extra/``);
+* ``savedmodel_rows()``: the parity checks of its SavedModel signatures.
+
+The per-method exporters live in their packages (tfcomp.hiding.export, tfcomp.jpdse.export);
+the restorers' :class:`ImageToImageExporter` is here.
 
 Layouts written under ``OUT``::
 
@@ -11,8 +21,8 @@ Layouts written under ``OUT``::
     OUT/NAME/<version>/saved_model.pb         SavedModel, TF Serving layout
     OUT/NAME/<version>/variables/...
     OUT/NAME/<version>/assets.extra/tfcomp.json   what the export needs at load time
-    OUT/NAME[-tileT]-float32|float16|int8.tflite
-    OUT/NAME[-tileT].onnx
+    OUT/NAME[-NET][-tileT]-float32|float16|int8.tflite     NET: the network, if several
+    OUT/NAME[-NET][-tileT].onnx
 """
 
 import abc
@@ -29,10 +39,12 @@ import numpy as np
 from .errors import InputError, TfcompError
 
 __all__ = [
-    "FORMATS", "QUANTIZATIONS", "ALL_QUANTIZATIONS", "TOLERANCES", "DEFAULT_OPSET", "EXPORTERS", "Exporter",
-    "ImageToImageExporter", "resolve_model", "get_exporter", "export_savedmodel", "export_tflite",
-    "export_onnx", "export", "find_savedmodels", "update_models_config", "representative_images",
-    "parity_images", "run_tflite", "run_onnx", "parity", "format_parity", "MANIFEST",
+    "FORMATS", "QUANTIZATIONS", "ALL_QUANTIZATIONS", "TOLERANCES", "DEFAULT_OPSET", "EXPORTERS",
+    "Exporter", "Network", "ImageToImageExporter", "resolve_model", "get_exporter",
+    "export_savedmodel", "export_tflite", "export_onnx", "export", "export_command",
+    "find_savedmodels", "update_models_config", "representative_images", "parity_images",
+    "photo_crops", "run_tflite", "run_onnx", "parity", "format_parity", "parity_row",
+    "read_manifest", "load_custom_ops", "MANIFEST",
 ]
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -50,7 +62,7 @@ DEFAULT_MAX_PIXELS = 2048 * 2048
 
 #: Per-quantisation parity limits against TF on JPEG-decoded photos, measured (see README):
 #: max_abs on [0, 1] outputs, psnr_vs_tf = PSNR of the export's output against TF's output,
-#: delta_db = |PSNR(export, original) - PSNR(TF, original)|.
+#: delta_db = |PSNR(export, original) - PSNR(TF, original)|. A Network may override them.
 TOLERANCES = {
     "float32": {"max_abs": 1e-5, "psnr_vs_tf": 90.0, "delta_db": 0.001},
     "float16": {"max_abs": 1e-2, "psnr_vs_tf": 50.0, "delta_db": 0.1},
@@ -58,21 +70,93 @@ TOLERANCES = {
 }
 
 #: Model kind -> "module:Class" of its exporter (ModelSpec.exporter overrides per model).
-EXPORTERS = {"restorer": "tfcomp.export:ImageToImageExporter"}
+#: "learned" (cwic) is looked up in tfcomp/cwic/export.py, see :func:`_learned_exporter`.
+EXPORTERS = {
+    "restorer": "tfcomp.export:ImageToImageExporter",
+    "hiding": "tfcomp.hiding.export:HidingExporter",
+    "semantic": "tfcomp.jpdse.export:JpdseExporter",
+    "learned": "tfcomp.cwic.export:CwicExporter",
+}
+
+
+# -- networks (TFLite / ONNX) -----------------------------------------------------------------
+class Network:
+    """One float network of an export: what TFLite and ONNX convert and parity checks.
+
+    ``key``: "" for a model's only network (files NAME-...), else its name (NAME-KEY-...).
+    ``cases(height, width, quality)`` -> [(name, x, target, baseline)]: float32 [1, H, W, C]
+    inputs ``x``, the clean image ``target`` the output is scored against and the ``baseline``
+    (e.g. the JPEG the network improves on; None if there is none), all in [0, 1].
+    ``tolerances``: overrides of :data:`TOLERANCES` per quantisation (measured, see README).
+    Outputs are clipped to [0, 1].
+    """
+
+    def __init__(self, key, model, input_name, output_name, cases, tolerances=None,
+                 description="", representative=None):
+        self.key, self.model = key, model
+        self.input_name, self.output_name = input_name, output_name
+        self.channels = int(model.input_shape[-1])
+        self._cases = cases
+        self.tolerances = {q: dict(t, **(tolerances or {}).get(q, {}))
+                           for q, t in TOLERANCES.items()}
+        self.description = description
+        self._representative = representative
+
+    def _forward(self, x, model=None):
+        import tensorflow as tf
+        return tf.clip_by_value((model or self.model)(x, training=False), 0.0, 1.0)
+
+    def function(self, tile=None):
+        """tf.function: float32 [N, H, W, C] (or [1, T, T, C]) -> {output_name: [0, 1] image}."""
+        import tensorflow as tf
+        shape = [None, None, None, self.channels] if tile is None else [1, tile, tile,
+                                                                        self.channels]
+
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=self.input_name)])
+        def fn(x):
+            return {self.output_name: self._forward(x)}
+        return fn
+
+    def tflite_function(self, tile=None):
+        """The graph TFLite converts: batch 1, dynamic or fixed H and W (same values as
+        :meth:`function`; scalar-slope PReLUs become per-channel ones, see per_channel_prelu)."""
+        import tensorflow as tf
+        model = per_channel_prelu(self.model)
+
+        @tf.function(input_signature=[tf.TensorSpec([1, tile, tile, self.channels], tf.float32,
+                                                    name=self.input_name)])
+        def fn(x):
+            return {self.output_name: self._forward(x, model)}
+        fn.keras_model = model
+        return fn
+
+    def cases(self, height, width, quality):
+        return self._cases(height, width, quality)
+
+    def representative(self, size, quality):
+        """int8 calibration inputs (float32 [1, size, size, C])."""
+        if self._representative is not None:
+            return self._representative(size)
+        return [c[1] for c in self.cases(size, size, quality)]
+
+    def file_stem(self, name):
+        return f"{name}-{self.key}" if self.key else name
 
 
 # -- exporters --------------------------------------------------------------------------------
 class Exporter(abc.ABC):
-    """What a model kind provides for deployment.
+    """What a model kind provides for deployment (see the module docstring).
 
-    ``signatures()`` -> {name: tf.function with an input_signature} for the SavedModel
-    (``serving_default`` included); ``float_function(tile)`` -> one tf.function on a float32
-    tensor (the TFLite/ONNX graph) or TfcompError if the kind has none; ``describe()`` -> the
-    signature summary recorded in the manifest. ``custom_ops``: Python modules to import before
-    loading the SavedModel.
+    ``custom_ops``: what to load before the SavedModel: Python module names (imported) and op
+    library paths ending in ``.so``, relative to the SavedModel folder (``tf.load_op_library``);
+    ``assets()`` -> {path relative to the SavedModel: source file} copies such libraries in.
     """
 
     custom_ops = ()
+    #: Default quality of the parity check (a kind's own knob: JPEG quality, BPG QP...).
+    check_quality_default = 20
+    #: Image size (height, width) of the parity check.
+    check_size = (96, 128)
 
     def __init__(self, model, spec=None):
         self.model = model
@@ -83,19 +167,80 @@ class Exporter(abc.ABC):
         if spec is not None and spec.custom_ops:
             self.custom_ops = tuple(spec.custom_ops)
 
+    @property
+    def model_name(self):
+        """The registry name of the exported model (the export's name may differ)."""
+        return self.spec.name if self.spec is not None else self.name
+
     @abc.abstractmethod
     def signatures(self):
-        """{signature name: concrete tf.function} for the SavedModel."""
+        """{signature name: tf.function with an input_signature} for the SavedModel."""
 
-    def float_function(self, tile=None):
-        raise TfcompError(f"{type(self).__name__} has no float signature for TFLite/ONNX")
+    def networks(self):
+        """{key: Network} converted to TFLite / ONNX (empty: those formats do not apply)."""
+        return {}
 
-    def tflite_function(self, tile=None):
-        """The graph TFLite converts (batch 1); the float function unless a kind needs more."""
-        return self.float_function(tile)
+    def formats(self):
+        """{format: None if it applies, else the reason it cannot exist}."""
+        none = "this exporter defines no float network to convert"
+        nets = bool(self.networks())
+        return {"savedmodel": None, "tflite": None if nets else none,
+                "onnx": None if nets else none}
+
+    def notes(self):
+        """[(what, reason)]: parts of an applicable format that cannot exist."""
+        return []
+
+    def assets(self):
+        return {}
+
+    def variables(self):
+        return list(self.model.variables)
 
     def describe(self):
         return {}
+
+    def check_quality(self, quality=None):
+        """The parity check's quality: ``quality`` if given (checked), else the default."""
+        return self.check_quality_default if quality is None else int(quality)
+
+    def check_description(self, quality):
+        """What the parity check runs on, in words (the CLI prints it above the table)."""
+        return f"JPEG q{quality} crops of scikit-image photos"
+
+    def savedmodel_rows(self, path, quality, size, cache):
+        """Parity rows of the SavedModel at ``path`` (``cache``: see :func:`parity`)."""
+        return []
+
+    def network(self, key=None):
+        nets = self.networks()
+        if not nets:
+            raise InputError(f"{self.name}: {self.formats()['tflite']}")
+        if key is None:
+            return next(iter(nets.values()))
+        try:
+            return nets[key]
+        except KeyError:
+            raise InputError(f"{self.name} has no network {key!r} (it has: "
+                             f"{', '.join(k or '(default)' for k in nets)})") from None
+
+
+def photo_crops(height, width, channels=3, seed=11):
+    """[(name, uint8 [H, W, C])]: one crop of each scikit-image sample photo."""
+    from .demo import sample_images
+    rng = np.random.default_rng(seed)
+    out = []
+    for name, photo in sample_images():
+        crop = _crop(photo, height, width, rng)
+        if channels == 1:
+            crop = _gray(crop)
+        out.append((name, crop.reshape(height, width, channels)))
+    return out
+
+
+def u8_to_float(image):
+    """uint8 [H, W, C] -> float32 [1, H, W, C] in [0, 1]."""
+    return np.asarray(image, np.float32)[None] / 255.0
 
 
 class ImageToImageExporter(Exporter):
@@ -115,33 +260,26 @@ class ImageToImageExporter(Exporter):
         super().__init__(model, spec)
         self.channels = int(model.input_shape[-1])
         self.max_pixels = int(max_pixels)
+        self._network = Network("", model, self.input_name, self.output_name, self._cases,
+                                description="the restorer: decoded JPEG -> restored image",
+                                representative=lambda size: representative_images(
+                                    size=size, channels=self.channels))
+
+    def _cases(self, height, width, quality):
+        return [(n, u8_to_float(orig), u8_to_float(dec), u8_to_float(dec))
+                for n, orig, _, dec in parity_images(height, width, quality, self.channels)]
+
+    def networks(self):
+        return {"": self._network}
 
     def _forward(self, x):
-        import tensorflow as tf
-        return tf.clip_by_value(self.model(x, training=False), 0.0, 1.0)
+        return self._network._forward(x)
 
     def float_function(self, tile=None):
-        import tensorflow as tf
-        c = self.channels
-        shape = [None, None, None, c] if tile is None else [1, tile, tile, c]
-
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=self.input_name)])
-        def fn(image):
-            return {self.output_name: self._forward(image)}
-        return fn
+        return self._network.function(tile)
 
     def tflite_function(self, tile=None):
-        """TFLite graphs run one image: batch 1, dynamic or fixed H and W (same values as
-        float_function; scalar-slope PReLUs become per-channel ones, see per_channel_prelu)."""
-        import tensorflow as tf
-        shape = [1, tile, tile, self.channels]
-        model = per_channel_prelu(self.model)
-
-        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=self.input_name)])
-        def fn(image):
-            return {self.output_name: tf.clip_by_value(model(image, training=False), 0.0, 1.0)}
-        fn.keras_model = model
-        return fn
+        return self._network.tflite_function(tile)
 
     def _decode(self, data):
         """One PNG/JPEG string -> uint8 [H, W, C]; InvalidArgument for other data or huge images."""
@@ -149,11 +287,7 @@ class ImageToImageExporter(Exporter):
         c, limit = self.channels, self.max_pixels
 
         def check(h, w):
-            pixels = tf.cast(h, tf.int64) * tf.cast(w, tf.int64)
-            return tf.debugging.Assert(
-                tf.logical_and(pixels > 0, pixels <= limit),
-                [f"image_bytes: image too large or empty (limit {limit} pixels); height, width:",
-                 h, w])
+            return assert_pixels(h, w, limit, "image_bytes")
 
         def jpeg():
             hw = tf.image.extract_jpeg_shape(data)
@@ -211,6 +345,54 @@ class ImageToImageExporter(Exporter):
                                    "outputs": {self.bytes_output: ["string", [-1]]},
                                    "formats": ["png", "jpeg"], "max_pixels": self.max_pixels},
         }
+
+    def savedmodel_rows(self, path, quality, size, cache):
+        import tensorflow as tf
+        loaded = tf.saved_model.load(path)
+        rows = [savedmodel_float_row(loaded.signatures["serving_default"], self._network,
+                                     path, quality, size, cache)]
+        if cache.get("check_bytes", True):
+            rows.append(self._bytes_row(loaded, path, quality, size))
+        return rows
+
+    def _bytes_row(self, loaded, path, quality, size):
+        """restore_bytes on the JPEG files vs restore_array on Pillow's decode (uint8 levels)."""
+        import tensorflow as tf
+        from .restorer.restore import restore_array
+        fn = loaded.signatures[self.bytes_signature]
+        got, want, cases, times = [], [], [], []
+        for _, orig, data, dec in parity_images(size[0], size[1], quality, self.channels):
+            t = time.perf_counter()
+            png = fn(tf.constant([data]))[self.bytes_output].numpy()[0]
+            times.append(time.perf_counter() - t)
+            got.append(tf.io.decode_png(png).numpy())
+            want.append(restore_array(self.model, dec))
+            cases.append((orig, dec))
+        return uint8_row("savedmodel", self.bytes_signature, "", path, got, want, cases, times)
+
+
+def assert_pixels(height, width, limit, what):
+    """A graph assertion that 0 < height * width <= limit (InvalidArgument otherwise)."""
+    import tensorflow as tf
+    pixels = tf.cast(height, tf.int64) * tf.cast(width, tf.int64)
+    return tf.debugging.Assert(
+        tf.logical_and(pixels > 0, pixels <= limit),
+        [f"{what}: image too large or empty (limit {limit} pixels); height, width:",
+         height, width])
+
+
+class PendingExporter(Exporter):
+    """A kind whose exporter is not in this checkout yet: every format is n/a with ``reason``."""
+
+    def __init__(self, model, spec=None, reason="", **options):
+        super().__init__(model, spec)
+        self.reason = reason
+
+    def signatures(self):
+        raise InputError(f"{self.name}: {self.reason}")
+
+    def formats(self):
+        return {fmt: self.reason for fmt in FORMATS}
 
 
 def per_channel_prelu(model):
@@ -281,7 +463,13 @@ def get_exporter(model, name=None, weights=None, kind="restorer", **options):
     target = (spec.exporter if spec is not None else "") or EXPORTERS.get(kind)
     if not target:
         raise TfcompError(f"no exporter for model kind {kind!r}")
-    exporter = _import(target)(keras_model, spec, **options)
+    try:
+        cls = _import(target)
+    except ModuleNotFoundError as e:
+        if kind != "learned" or e.name != target.split(":")[0]:
+            raise
+        cls = _pending(target)
+    exporter = cls(keras_model, spec, **options)
     exporter.kind = kind
     if name:
         exporter.name = name
@@ -289,6 +477,18 @@ def get_exporter(model, name=None, weights=None, kind="restorer", **options):
         exporter.weights = os.path.abspath(weights)
     _check_name(exporter.name)
     return exporter
+
+
+def _pending(target):
+    """The exporter of a kind whose module is not in this checkout yet (CWIC's in-graph
+    compress/decompress is being written): every format n/a, with the reason."""
+    module = target.split(":")[0]
+    reason = (f"export pending: {module.replace('.', '/')}.py (the in-graph compress/decompress "
+              "with tensorflow-compression's range coder) is not in this checkout yet")
+
+    def make(model, spec=None, **options):
+        return PendingExporter(model, spec, reason=reason)
+    return make
 
 
 def _check_name(name):
@@ -330,20 +530,22 @@ def export_savedmodel(model, out_dir, name=None, version=1, force=False, weights
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base)
     try:
         module = tf.Module()
-        module.model_variables = list(exporter.model.variables)  # tracked; Keras layers are not
+        module.model_variables = exporter.variables()  # tracked; Keras layers are not
         sigs = exporter.signatures()
         for key, fn in sigs.items():
             setattr(module, "sig_" + key, fn)
         path = os.path.join(tmp, "model")
         tf.saved_model.save(module, path, signatures={k: fn.get_concrete_function()
                                                       for k, fn in sigs.items()})
+        for rel, source in exporter.assets().items():
+            os.makedirs(os.path.dirname(os.path.join(path, rel)), exist_ok=True)
+            shutil.copy2(source, os.path.join(path, rel))
         manifest = {
             "model": name,
             "kind": exporter.kind,
             "version": version,
             "custom_ops": list(exporter.custom_ops),
-            "load": ("import " + ", ".join(exporter.custom_ops) + " before tf.saved_model.load"
-                     if exporter.custom_ops else "stock TensorFlow / tensorflow_model_server"),
+            "load": load_instructions(exporter.custom_ops),
             "signatures": exporter.describe(),
             "weights": exporter.weights,
             "tfcomp": __version__,
@@ -361,6 +563,52 @@ def export_savedmodel(model, out_dir, name=None, version=1, force=False, weights
     if update_config:
         update_models_config(out_dir, serving_base=serving_base)
     return final
+
+
+def load_instructions(custom_ops):
+    """What a process runs before tf.saved_model.load, in words (for the manifest)."""
+    if not custom_ops:
+        return "stock TensorFlow / tensorflow_model_server"
+    steps = [f"tf.load_op_library('<this folder>/{op}')" if op.endswith(".so") else
+             f"import {op}" for op in custom_ops]
+    return "; ".join(steps) + " before tf.saved_model.load (a tensorflow_model_server needs " \
+        "these ops linked in)"
+
+
+def read_manifest(saved_model_dir):
+    """The SavedModel's assets.extra/tfcomp.json ({} when absent or unreadable)."""
+    path = os.path.join(saved_model_dir, MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def load_custom_ops(saved_model_dir, manifest=None):
+    """Registers the ops a SavedModel needs: imports the modules and loads the op libraries
+    its manifest lists (``custom_ops``); returns the list.
+
+    tfcomp's own BPG library is loaded through tfcomp.codecs.bpg when it is built (loading a
+    second copy of it first would leave that module without its op wrappers); a process
+    without tfcomp loads the copy in the SavedModel's assets.extra/.
+    """
+    manifest = read_manifest(saved_model_dir) if manifest is None else manifest
+    ops = [str(op) for op in manifest.get("custom_ops", ())]
+    for op in ops:
+        if not op.endswith(".so"):
+            importlib.import_module(op)
+            continue
+        path = op if os.path.isabs(op) else os.path.join(saved_model_dir, op)
+        from .codecs import bpg
+        if os.path.basename(path) == os.path.basename(bpg.LIBRARY_PATH) and \
+                bpg.library_present():
+            bpg.load_ops()
+            continue
+        import tensorflow as tf
+        tf.load_op_library(path)
+    return ops
 
 
 def find_savedmodels(out_dir):
@@ -464,29 +712,31 @@ def _crop(img, h, w, rng):
 
 
 def export_tflite(model, out_dir, name=None, quantize="float32", tile=None, weights=None,
-                  kind="restorer", representative=None):
-    """Writes OUT/NAME[-tileT]-QUANT.tflite and returns its path.
+                  kind="restorer", representative=None, network=None):
+    """Writes OUT/NAME[-NET][-tileT]-QUANT.tflite of one network and returns its path.
 
-    Input ``image`` float32 [1, H, W, C] (dynamic H, W unless ``tile``), output ``restored``;
-    float I/O for every quantisation. int8 calibrates on ``representative`` (default:
-    :func:`representative_images`, JPEG-compressed photo crops).
+    ``network``: the exporter's network key (default: its first). Input float32 [1, H, W, C]
+    (dynamic H, W unless ``tile``; a restorer's is ``image`` -> ``restored``); float I/O for
+    every quantisation. int8 calibrates on ``representative`` (default: the network's
+    calibration images, for restorers :func:`representative_images`, JPEG-compressed crops).
     """
     import tensorflow as tf
     from .imageio import write_bytes
     if quantize not in QUANTIZATIONS:
         raise InputError(f"quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
-    exporter, tile = _single_file_export(model, out_dir, name, weights, kind, tile)
+    exporter, net, tile = _single_file_export(model, out_dir, name, weights, kind, tile, network,
+                                              "tflite")
     name = exporter.name
-    fn = exporter.tflite_function(tile)
+    fn = net.tflite_function(tile)
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [fn.get_concrete_function()], getattr(fn, "keras_model", exporter.model))
+        [fn.get_concrete_function()], getattr(fn, "keras_model", net.model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
-        samples = representative or representative_images(
-            size=tile or 96, channels=exporter.channels)
+        samples = representative or net.representative(
+            tile or 96, exporter.check_quality())
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([s] for s in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -495,17 +745,21 @@ def export_tflite(model, out_dir, name=None, quantize="float32", tile=None, weig
     except Exception as e:  # converter errors are long MLIR dumps: keep the first line
         raise TfcompError(f"TFLite conversion of {name!r} failed: "
                           f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}") from None
-    path = os.path.join(out_dir, f"{name}{_tile_tag(tile)}-{quantize}.tflite")
+    path = os.path.join(out_dir, f"{net.file_stem(name)}{_tile_tag(tile)}-{quantize}.tflite")
     write_bytes(path, data)
     return path
 
 
-def _single_file_export(model, out_dir, name, weights, kind, tile):
-    """Shared checks of the one-file exports (TFLite, ONNX): (exporter, checked tile)."""
+def _single_file_export(model, out_dir, name, weights, kind, tile, network, fmt):
+    """Shared checks of the one-file exports (TFLite, ONNX): (exporter, network, tile)."""
     tile = _check_tile(tile)
     exporter = get_exporter(model, name, weights, kind)
+    reason = exporter.formats().get(fmt)
+    if reason:
+        raise InputError(f"{exporter.name}: {fmt} is not applicable: {reason}")
+    net = exporter.network(network)
     _check_out(out_dir)
-    return exporter, tile
+    return exporter, net, tile
 
 
 def _check_tile(tile):
@@ -569,24 +823,47 @@ def run_tflite(path, x, runtime="tf", num_threads=None):
 
 # -- ONNX -------------------------------------------------------------------------------------
 def export_onnx(model, out_dir, name=None, opset=DEFAULT_OPSET, tile=None, weights=None,
-                kind="restorer"):
-    """Writes OUT/NAME[-tileT].onnx (tf2onnx, float signature: ``image`` -> ``restored``)."""
+                kind="restorer", network=None):
+    """Writes OUT/NAME[-NET][-tileT].onnx of one network (tf2onnx, its float function; a
+    restorer's is ``image`` -> ``restored``)."""
     import tf2onnx
     from .imageio import write_bytes
     if opset not in OPSETS:
         raise InputError(f"opset must be in {OPSETS.start}..{OPSETS.stop - 1}, got {opset!r}")
-    exporter, tile = _single_file_export(model, out_dir, name, weights, kind, tile)
+    exporter, net, tile = _single_file_export(model, out_dir, name, weights, kind, tile, network,
+                                              "onnx")
     name = exporter.name
-    fn = exporter.float_function(tile)
+    fn = net.function(tile)
     try:
-        proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature,
-                                                 opset=opset)
+        proto = _onnx_proto(tf2onnx, fn, opset, net)
     except Exception as e:
         raise TfcompError(f"ONNX conversion of {name!r} failed: {type(e).__name__}: {e}") from None
-    proto.doc_string = f"tfcomp export of {name}"
-    path = os.path.join(out_dir, f"{name}{_tile_tag(tile)}.onnx")
+    proto.doc_string = f"tfcomp export of {name}" + (f" ({net.key})" if net.key else "")
+    path = os.path.join(out_dir, f"{net.file_stem(name)}{_tile_tag(tile)}.onnx")
     write_bytes(path, proto.SerializeToString())
     return path
+
+
+def _onnx_proto(tf2onnx, fn, opset, net):
+    """The ONNX model of a network function, from its frozen graph.
+
+    Frozen first because tf2onnx's from_function turns captured non-variable tensors (e.g. the
+    constant of a Keras TFOpLambda layer such as the hiding encoder's residual gain) into extra
+    graph inputs. Inputs and outputs keep the function's names.
+    """
+    from tensorflow.python.framework.convert_to_constants import \
+        convert_variables_to_constants_v2
+    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+    ins, outs = [t.name for t in frozen.inputs], [t.name for t in frozen.outputs]
+    proto, _ = tf2onnx.convert.from_graph_def(frozen.graph.as_graph_def(), input_names=ins,
+                                              output_names=outs, opset=opset)
+    names = dict(zip(ins + outs, [net.input_name, net.output_name]))
+    for node in proto.graph.node:
+        node.input[:] = [names.get(n, n) for n in node.input]
+        node.output[:] = [names.get(n, n) for n in node.output]
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        value.name = names.get(value.name, value.name)
+    return proto
 
 
 class OnnxRunner:
@@ -615,10 +892,12 @@ def run_onnx(path, x, threads=None):
 # -- one entry point ----------------------------------------------------------------------------
 def export(model, fmt, out_dir, quantize=None, tile=None, version=1, force=False, weights=None,
            opset=DEFAULT_OPSET, serving_base=None, name=None, kind="restorer",
-           max_pixels=DEFAULT_MAX_PIXELS):
+           max_pixels=DEFAULT_MAX_PIXELS, update_config=True):
     """Exports ``model`` in ``fmt`` ("savedmodel", "tflite", "onnx" or "all"); returns a list of
-    (format, quantization, path). "all" = SavedModel + TFLite float32/float16 + ONNX (int8
-    only when asked for: ``fmt="tflite", quantize="int8"``)."""
+    (format, quantization, path). "all" = SavedModel + TFLite float32/float16 + ONNX of every
+    network (int8 only when asked for: ``fmt="tflite", quantize="int8"``), skipping the
+    formats the model's exporter says cannot exist (:func:`not_applicable` lists them). An
+    explicit format that cannot exist is an InputError naming the reason."""
     if fmt not in FORMATS + ("all",):
         raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}, all")
     if quantize is not None and fmt != "tflite":
@@ -628,16 +907,63 @@ def export(model, fmt, out_dir, quantize=None, tile=None, version=1, force=False
     tile = _check_tile(tile)
     options = {"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}
     exporter = get_exporter(model, name, weights, kind, **options)  # loads weights once
+    reasons = exporter.formats()
+    wanted = [f for f in (FORMATS if fmt == "all" else (fmt,)) if not reasons.get(f)]
+    if not wanted:
+        reason = reasons.get(fmt) or "; ".join(sorted(set(filter(None, reasons.values()))))
+        raise InputError(f"{exporter.name}: {fmt} is not applicable: {reason}")
     done = []
-    if fmt in ("savedmodel", "all"):
+    if "savedmodel" in wanted:
         done.append(("savedmodel", "float32", export_savedmodel(
-            exporter, out_dir, version=version, force=force, serving_base=serving_base)))
-    if fmt in ("tflite", "all"):
+            exporter, out_dir, version=version, force=force, serving_base=serving_base,
+            update_config=update_config)))
+    for key in exporter.networks() if "tflite" in wanted else ():
         for q in ([quantize or "float32"] if fmt == "tflite" else ALL_QUANTIZATIONS):
-            done.append(("tflite", q, export_tflite(exporter, out_dir, quantize=q, tile=tile)))
-    if fmt in ("onnx", "all"):
-        done.append(("onnx", "float32", export_onnx(exporter, out_dir, opset=opset, tile=tile)))
+            done.append(("tflite", q, export_tflite(exporter, out_dir, quantize=q, tile=tile,
+                                                    network=key)))
+    for key in exporter.networks() if "onnx" in wanted else ():
+        done.append(("onnx", "float32", export_onnx(exporter, out_dir, opset=opset, tile=tile,
+                                                    network=key)))
     return done
+
+
+def not_applicable(exporter, fmt="all"):
+    """[(what, reason)]: the formats (of ``fmt``) and the parts of formats that cannot exist."""
+    reasons = exporter.formats()
+    fmts = FORMATS if fmt == "all" else (fmt,)
+    out = [(f, reasons[f]) for f in fmts if reasons.get(f)]
+    return out + [(what, why) for what, why in exporter.notes()
+                  if what.split()[0] in fmts and not reasons.get(what.split()[0])]
+
+
+def export_command(model, fmt, out_dir, check=False, check_quality=None, weights=None,
+                   name=None, echo=print, **options):
+    """`tfcomp export`: exports, prints what was written and "n/a: what: reason" for what
+    cannot exist, and with ``check`` the parity table; 0, or TfcompError when a check fails."""
+    max_pixels = options.pop("max_pixels", DEFAULT_MAX_PIXELS)
+    extra = {"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}
+    exporter = get_exporter(model, name, weights, **extra)
+    done = export(exporter, fmt, out_dir, **options)
+    for f, quant, path in done:
+        echo(f"{path}: {f}" + (f" {quant}" if f == "tflite" else ""))
+    for what, reason in not_applicable(exporter, fmt):
+        echo(f"n/a: {what}: {reason}")
+    if any(f == "savedmodel" for f, _, _ in done):
+        echo(f"{os.path.join(out_dir, 'models.config')}: TF Serving model config (serve it "
+             "with `tfcomp serve --model-config ...`)")
+        if exporter.custom_ops:
+            echo(f"the SavedModel needs custom ops: {load_instructions(exporter.custom_ops)}")
+    if check:
+        quality = exporter.check_quality(check_quality)
+        rows = parity(exporter, artifacts=done, quality=quality)
+        echo(f"parity against TF on {exporter.check_description(quality)} (max|err| on [0, 1]; "
+             "PSNR in dB against the uncompressed crop):")
+        echo(format_parity(rows))
+        failed = [f"{r['format']}/{r['network'] or '-'}/{r['quantization']}/{r['runtime']}"
+                  for r in rows if not r["ok"]]
+        if failed:
+            raise TfcompError("parity outside tolerance: " + ", ".join(failed))
+    return 0
 
 
 # -- parity -------------------------------------------------------------------------------------
@@ -645,18 +971,12 @@ def parity_images(height=96, width=128, quality=20, channels=3, seed=11):
     """[(name, original uint8, JPEG bytes, decoded uint8)]: one crop of each scikit-image photo,
     JPEG-compressed with tfcomp's jpeg codec (what a restorer sees in use)."""
     from .codecs import get_codec
-    from .demo import sample_images
-    rng = np.random.default_rng(seed)
     codec = get_codec("jpeg")
     out = []
-    for name, photo in sample_images():
-        crop = _crop(photo, height, width, rng)
-        if channels == 1:
-            crop = _gray(crop)
+    for name, crop in photo_crops(height, width, channels, seed):
         data = codec.encode(crop, quality)
         dec = codec.decode(data)
-        out.append((name, crop.reshape(height, width, channels), data,
-                    dec.reshape(height, width, channels)))
+        out.append((name, crop, data, dec.reshape(height, width, channels)))
     return out
 
 
@@ -667,11 +987,6 @@ def _psnr(a, b):
 
 def _runners(fmt, path, runtimes):
     """[(runtime label, callable float32 [1,H,W,C] -> [1,H,W,C], fixed input shape or None)]."""
-    if fmt == "savedmodel":
-        import tensorflow as tf
-        fn = tf.saved_model.load(path).signatures["serving_default"]
-        key = list(fn.structured_outputs)[0]
-        return [("tf.saved_model", lambda x: fn(tf.constant(x))[key].numpy(), None)]
     if fmt == "tflite":
         out = []
         for rt in runtimes:
@@ -687,74 +1002,96 @@ def _runners(fmt, path, runtimes):
     raise InputError(f"unknown format {fmt!r}")
 
 
-def parity(model, artifacts=None, tile=None, quality=20, size=(96, 128), runtimes=("tf", "litert"),
-           weights=None, name=None, workdir=None, check_bytes=True):
-    """Runs each export and TF on JPEG-compressed photo crops; returns one row (dict) per
+class _Cases:
+    """Check images and TF's reference outputs per (network, size), computed once."""
+
+    def __init__(self, quality, check_bytes=True):
+        self.quality = quality
+        self.data = {"check_bytes": check_bytes}
+        self._sets = {}
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def __call__(self, net, hw):
+        key = (net.key, tuple(hw))
+        if key not in self._sets:
+            import tensorflow as tf
+            reference = net.function()
+            self._sets[key] = [
+                (n, x, target, baseline, reference(tf.constant(x))[net.output_name].numpy())
+                for n, x, target, baseline in net.cases(hw[0], hw[1], self.quality)]
+        return self._sets[key]
+
+
+def _network_for(exporter, path):
+    """The network a TFLite/ONNX file belongs to, from its name (NAME[-NET][-tile..]...)."""
+    base = os.path.basename(path)
+    best = None
+    for net in exporter.networks().values():
+        stem = net.file_stem(exporter.name)
+        if base.startswith(stem) and base[len(stem):len(stem) + 1] in ("-", ".") and (
+                best is None or len(stem) > len(best.file_stem(exporter.name))):
+            best = net
+    return best or exporter.network()
+
+
+def parity(model, artifacts=None, tile=None, quality=None, size=None,
+           runtimes=("tf", "litert"), weights=None, name=None, workdir=None, check_bytes=True):
+    """Runs each export and TF on the exporter's check images; returns one row (dict) per
     (artifact, runtime) with max_abs (on [0, 1]), psnr_vs_tf (export output against TF's),
-    psnr_tf / psnr_export (against the uncompressed crop), delta_db, ms per image and ok
-    (within :data:`TOLERANCES`).
+    psnr_in (the network's input baseline, e.g. the JPEG) / psnr_tf / psnr_export (against
+    the uncompressed crop), delta_db, ms per image and ok (within the network's tolerances).
 
     ``artifacts``: [(format, quantization, path)] as returned by :func:`export`; None exports
     everything (``tile``: TFLite/ONNX at that fixed size) into ``workdir`` or a temp folder.
-    For a SavedModel the ``restore_bytes`` signature is also compared with
-    tfcomp.restorer.restore.restore_array on the Pillow-decoded JPEG (uint8 levels).
+    A SavedModel is checked by its exporter (``savedmodel_rows``: e.g. a restorer's
+    ``restore_bytes`` against tfcomp.restorer.restore.restore_array, a codec's ``compress`` /
+    ``decompress`` against the CLI codec, bytes and pixels). ``quality``: the exporter's
+    check quality (JPEG quality, BPG QP...; default its own).
     """
-    import tensorflow as tf
     exporter = get_exporter(model, name, weights)
-    if not isinstance(exporter, ImageToImageExporter):
-        raise TfcompError(f"parity is defined for image-to-image models, not {exporter.kind!r}")
+    quality = exporter.check_quality(quality)
+    size = tuple(size or exporter.check_size)
     tmp = None
     if artifacts is None:
         tmp = workdir or tempfile.mkdtemp(prefix="tfcomp-parity-")
-        artifacts = [("savedmodel", "float32",
-                      export_savedmodel(exporter, tmp, update_config=False))]
-        for q in ALL_QUANTIZATIONS:
-            artifacts.append(("tflite", q, export_tflite(exporter, tmp, quantize=q, tile=tile)))
-        artifacts.append(("onnx", "float32", export_onnx(exporter, tmp, tile=tile)))
-    reference = exporter.float_function()
-    image_sets = {}
-
-    def images_for(hw):
-        if hw not in image_sets:
-            cases = parity_images(hw[0], hw[1], quality, exporter.channels)
-            image_sets[hw] = [(n, orig.astype(np.float32)[None] / 255.0, data,
-                               dec.astype(np.float32)[None] / 255.0, dec) for n, orig, data, dec
-                              in cases]
-            image_sets[hw] = [c + (reference(tf.constant(c[3]))[exporter.output_name].numpy(),)
-                              for c in image_sets[hw]]
-        return image_sets[hw]
-
+        artifacts = export(exporter, "all", tmp, tile=tile, update_config=False)
+    cache = _Cases(quality, check_bytes)
     rows = []
     try:
         for fmt, quant, path in artifacts:
+            if fmt == "savedmodel":
+                load_custom_ops(path)
+                rows.extend(exporter.savedmodel_rows(path, quality, size, cache))
+                continue
+            net = _network_for(exporter, path)
             for runtime, run, fixed in _runners(fmt, path, runtimes):
-                cases = images_for(tuple(fixed[1:3]) if fixed else tuple(size))
-                errs, vs_tf, p_tf, p_out, deltas, times = [], [], [], [], [], []
-                for _, orig, _, x, _, ref in cases:
-                    t = time.perf_counter()
-                    y = run(x)
-                    times.append(time.perf_counter() - t)
-                    errs.append(float(np.abs(y - ref).max()))
-                    vs_tf.append(_psnr(y, ref))
-                    p_tf.append(_psnr(ref, orig))
-                    p_out.append(_psnr(np.clip(y, 0, 1), orig))
-                    deltas.append(abs(p_out[-1] - p_tf[-1]))
-                rows.append(_row(fmt, quant, runtime, path, errs, vs_tf, p_tf, p_out, deltas,
-                                 times, cases))
-            if fmt == "savedmodel" and check_bytes:
-                rows.append(_bytes_row(path, exporter, images_for(tuple(size))))
+                cases = cache(net, tuple(fixed[1:3]) if fixed else size)
+                rows.append(parity_row(fmt, quant, runtime, net, path, run, cases))
     finally:
         if tmp is not None and workdir is None:
             shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 
-def _row(fmt, quant, runtime, path, errs, vs_tf, p_tf, p_out, deltas, times, cases):
-    tol = TOLERANCES[quant]
-    row = {"format": fmt, "quantization": quant, "runtime": runtime,
+def parity_row(fmt, quant, runtime, net, path, run, cases):
+    """One row: ``run`` (float32 [1,H,W,C] -> [1,H,W,C']) against TF's outputs in ``cases``."""
+    errs, vs_tf, p_tf, p_out, p_in, deltas, times = [], [], [], [], [], [], []
+    for _, x, target, baseline, ref in cases:
+        t = time.perf_counter()
+        y = run(x)
+        times.append(time.perf_counter() - t)
+        errs.append(float(np.abs(y - ref).max()))
+        vs_tf.append(_psnr(y, ref))
+        p_tf.append(_psnr(ref, target))
+        p_out.append(_psnr(np.clip(y, 0, 1), target))
+        p_in.append(_psnr(baseline, target) if baseline is not None else float("nan"))
+        deltas.append(abs(p_out[-1] - p_tf[-1]))
+    tol = net.tolerances[quant]
+    row = {"format": fmt, "network": net.key, "quantization": quant, "runtime": runtime,
            "path": path, "images": len(cases), "size": list(cases[0][1].shape[1:3]),
-           "max_abs": max(errs), "psnr_vs_tf": min(vs_tf),
-           "psnr_jpeg": float(np.mean([_psnr(c[3], c[1]) for c in cases])),
+           "max_abs": max(errs), "psnr_vs_tf": min(vs_tf), "psnr_in": float(np.mean(p_in)),
            "psnr_tf": float(np.mean(p_tf)), "psnr_export": float(np.mean(p_out)),
            "delta_db": max(deltas), "ms": 1000 * float(np.median(times)), "tolerance": tol}
     row["ok"] = bool(row["max_abs"] <= tol["max_abs"] and row["psnr_vs_tf"] >= tol["psnr_vs_tf"]
@@ -762,49 +1099,66 @@ def _row(fmt, quant, runtime, path, errs, vs_tf, p_tf, p_out, deltas, times, cas
     return row
 
 
-def _bytes_row(path, exporter, cases):
-    """restore_bytes on the JPEG files vs restore_array on Pillow's decode (uint8 levels)."""
+def savedmodel_float_row(fn, net, path, quality, size, cache):
+    """A SavedModel float signature (``fn``: same input/output names as ``net``) as a row."""
     import tensorflow as tf
-    from .restorer.restore import restore_array
-    fn = tf.saved_model.load(path).signatures[exporter.bytes_signature]
-    errs, levels, vs, times, p_out, p_tf = [], [], [], [], [], []
-    for _, orig, data, _, dec, _ in cases:
-        t = time.perf_counter()
-        png = fn(tf.constant([data]))[exporter.bytes_output].numpy()[0]
-        times.append(time.perf_counter() - t)
-        got_u8 = tf.io.decode_png(png).numpy()
-        want_u8 = restore_array(exporter.model, dec)
-        # Compared in integer grey levels: a 1-level difference is exactly 1/255 here (float32
-        # differences of x/255 values can exceed 1/255 by rounding).
-        levels.append(int(np.abs(got_u8.astype(np.int16) - want_u8.astype(np.int16)).max()))
-        errs.append(levels[-1] / 255.0)
-        got = got_u8.astype(np.float32) / 255.0
-        want = want_u8.astype(np.float32) / 255.0
-        vs.append(_psnr(got, want))
-        p_out.append(_psnr(got, orig[0]))
-        p_tf.append(_psnr(want, orig[0]))
-    row = {"format": "savedmodel", "quantization": "uint8", "runtime": exporter.bytes_signature,
-           "path": path, "images": len(cases), "size": list(cases[0][1].shape[1:3]),
-           "max_abs": max(errs), "psnr_vs_tf": min(vs),
-           "psnr_jpeg": float(np.mean([_psnr(c[3], c[1]) for c in cases])),
-           "psnr_tf": float(np.mean(p_tf)), "psnr_export": float(np.mean(p_out)),
-           "delta_db": max(abs(a - b) for a, b in zip(p_out, p_tf)),
-           "ms": 1000 * float(np.median(times)),
-           "tolerance": {"max_abs": 1 / 255, "delta_db": 0.01}}
-    row["ok"] = bool(max(levels) <= 1 and row["delta_db"] <= 0.01)
+    key = list(fn.structured_outputs)[0]
+
+    def run(x):
+        return fn(**{net.input_name: tf.constant(x)})[key].numpy()
+    return parity_row("savedmodel", "float32", "tf.saved_model", net, path, run,
+                      cache(net, size))
+
+
+def uint8_row(fmt, runtime, network, path, got, want, cases, times, max_levels=1,
+              note="", ok=True):
+    """A row comparing uint8 images (``got`` from the export, ``want`` from tfcomp's own path)
+    in integer grey levels; ``cases``: [(original uint8, baseline uint8 or None)].
+
+    ok when at most ``max_levels`` apart and the mean PSNR moves by at most 0.01 dB (and
+    ``ok``, e.g. equal bytes). A 1-level difference is exactly 1/255 here (float32
+    differences of x/255 values can exceed 1/255 by rounding).
+    """
+    levels, vs, p_out, p_tf, p_in = [], [], [], [], []
+    for g, w, (orig, base) in zip(got, want, cases):
+        g, w = np.asarray(g), np.asarray(w)
+        if g.shape != w.shape:
+            levels.append(255)
+            vs.append(float("-inf"))
+            continue
+        levels.append(int(np.abs(g.astype(np.int16) - w.astype(np.int16)).max()))
+        gf, wf, of = (np.asarray(a, np.float32) / 255.0 for a in (g, w, orig))
+        vs.append(_psnr(gf, wf))
+        p_out.append(_psnr(gf, of))
+        p_tf.append(_psnr(wf, of))
+        p_in.append(_psnr(np.asarray(base, np.float32) / 255.0, of) if base is not None
+                    else float("nan"))
+    mean = (lambda v: float(np.mean(v)) if v else float("nan"))
+    row = {"format": fmt, "network": network, "quantization": "uint8", "runtime": runtime,
+           "path": path, "images": len(got), "size": list(np.asarray(cases[0][0]).shape[:2]),
+           "max_abs": max(levels) / 255.0, "levels": max(levels), "psnr_vs_tf": min(vs),
+           "psnr_in": mean(p_in), "psnr_tf": mean(p_tf), "psnr_export": mean(p_out),
+           "delta_db": abs(mean(p_out) - mean(p_tf)) if p_out else float("inf"),
+           "ms": 1000 * float(np.median(times)), "note": note,
+           "tolerance": {"levels": max_levels, "delta_db": 0.01}}
+    row["ok"] = bool(ok and max(levels) <= max_levels and row["delta_db"] <= 0.01)
     return row
 
 
 def format_parity(rows):
     """The parity rows as a plain-text table."""
     from .cli import format_table
-    table = [(r["format"], r["quantization"], r["runtime"], f"{r['max_abs']:.2e}",
-              _db(r["psnr_vs_tf"]), _db(r["psnr_jpeg"]), _db(r["psnr_tf"]), _db(r["psnr_export"]),
-              f"{r['delta_db']:.4f}", f"{r['ms']:.1f}", "ok" if r["ok"] else "FAIL")
+    table = [(r["format"], r.get("network") or "-", r["quantization"], r["runtime"],
+              f"{r['max_abs']:.2e}", _db(r["psnr_vs_tf"]), _db(r["psnr_in"]), _db(r["psnr_tf"]),
+              _db(r["psnr_export"]), f"{r['delta_db']:.4f}", f"{r['ms']:.1f}",
+              ("ok" if r["ok"] else "FAIL") + (f" ({r['note']})" if r.get("note") else ""))
              for r in rows]
-    return format_table(["format", "quant", "runtime", "max|err|", "PSNR vs TF", "PSNR jpeg",
-                         "PSNR TF", "PSNR export", "delta dB", "ms/img", "tolerance"], table)
+    return format_table(["format", "network", "quant", "runtime", "max|err|", "PSNR vs TF",
+                         "PSNR in", "PSNR TF", "PSNR export", "delta dB", "ms/img", "tolerance"],
+                        table)
 
 
 def _db(v):
+    if v != v:  # nan: no such baseline
+        return "-"
     return "inf" if v == float("inf") else f"{v:.2f}"

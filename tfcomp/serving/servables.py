@@ -5,8 +5,6 @@ Transport-independent: the REST and gRPC front ends turn requests into numpy arr
 """
 
 import dataclasses
-import importlib
-import json
 import os
 import re
 
@@ -103,17 +101,14 @@ class Servable:
 
     def __init__(self, name, version, path):
         import tensorflow as tf
+        from ..export import load_custom_ops, read_manifest
         self.name, self.version, self.path = name, version, path
-        manifest = os.path.join(path, "assets.extra", "tfcomp.json")
-        self.manifest = {}
-        if os.path.isfile(manifest):
-            try:
-                with open(manifest) as f:
-                    self.manifest = json.load(f)
-            except (OSError, ValueError):
-                self.manifest = {}
-        for module in self.manifest.get("custom_ops", ()):
-            importlib.import_module(module)  # registers the graph's custom ops
+        self.manifest = read_manifest(path)
+        try:  # the graph's custom ops: Python modules and op libraries the manifest lists
+            self.custom_ops = load_custom_ops(path, self.manifest)
+        except (ImportError, OSError, tf.errors.NotFoundError, TfcompError) as e:
+            raise InputError(f"model {name!r} version {version}: cannot load the custom ops "
+                             f"{self.manifest.get('custom_ops')} it needs: {e}") from None
         try:
             self.loaded = tf.saved_model.load(path, tags=["serve"])
         except Exception as e:  # noqa: BLE001 - a load failure is a config problem
