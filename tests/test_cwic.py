@@ -26,6 +26,14 @@ def tiny():
     return build_cwic("tiny")
 
 
+@pytest.fixture(scope="module")
+def tiny_tables(tiny):
+    """Tables for the tiny model, one object for the module (attaching tables retraces)."""
+    tables = ContextTables(tiny.n, tiny.levels)
+    tables.accumulate(*cwic_codec.analyse(tiny, photo(64, 64, 3)))
+    return tables
+
+
 def test_binarizer_forward_and_identity_gradient():
     x = tf.constant([0.0, 0.2, 0.5, 0.5001, 0.9, 1.0])
     w = tf.constant([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
@@ -140,25 +148,26 @@ def test_streams_round_trip_and_context_saves_bits():
     assert 8 * len(encode_streams(bits, q, fitted)[1]) < 0.75 * raw
 
 
-def test_file_reproduces_unquantised_path_and_counts_bytes(tiny):
+def test_file_reproduces_unquantised_path_and_counts_bytes(tiny, tiny_tables):
     img = photo(37, 29)  # not a multiple of 8: padded, then cropped back
-    tables = ContextTables(tiny.n, tiny.levels)
-    tables.accumulate(*cwic_codec.analyse(tiny, photo(64, 64, 3)))
+    tables = tiny_tables
     data = cwic_codec.compress_array(tiny, tables, 2, img)
     assert data == cwic_codec.compress_array(tiny, tables, 2, img)  # deterministic
     out = cwic_codec.decompress_array(tiny, tables, data)
     padded = np.pad(img, ((0, 3), (0, 3), (0, 0)), mode="edge")[None].astype(np.float32) / 255
     direct = tiny(tf.convert_to_tensor(padded)).numpy()[0, :37, :29]
     np.testing.assert_array_equal(out, np.clip(np.round(direct * 255), 0, 255).astype(np.uint8))
-    rate, h, w, ms, bs = cwic_codec.unpack(data)
-    assert (rate, h, w) == (2, 37, 29)
-    assert len(data) == 18 + len(ms) + len(bs)  # 18-byte header (module docstring)
+    parsed = cwic_codec.unpack(data)
+    assert (parsed.version, parsed.rate, parsed.height, parsed.width) == (3, 2, 37, 29)
+    assert parsed.model_id == tiny.model_id
+    # 26-byte header (module docstring)
+    assert len(data) == 26 + len(parsed.map_stream) + len(parsed.bit_stream)
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "magic", "version", "size", "short", "empty"])
-def test_corrupted_files_raise(tiny, damage):
-    tables = ContextTables(tiny.n, tiny.levels)
-    data = bytearray(cwic_codec.compress_array(tiny, tables, 1, photo(24, 24)))
+def test_corrupted_files_raise(tiny, tiny_tables, damage):
+    tables = tiny_tables
+    data = bytearray(cwic_codec.compress_array(tiny, tables, 2, photo(24, 24)))
     if damage == "truncate":
         data = data[: len(data) - 3]
     elif damage == "flip":
@@ -168,7 +177,7 @@ def test_corrupted_files_raise(tiny, damage):
     elif damage == "version":
         data[4] = 9
     elif damage == "size":
-        data[6:10] = b"\xff\xff\xff\xff"
+        data[14:18] = b"\xff\xff\xff\xff"
     elif damage == "short":
         data = data[:10]
     else:
@@ -214,7 +223,8 @@ def test_bench_cwic_times_every_stage():
     from imagegen import natural_rgb
     label, nbytes, rows = bench_cwic(natural_rgb(40, 56, seed=4), repeat=1)
     assert label.startswith("cwic") and nbytes > 0
-    assert [r[0].split()[0] for r in rows] == ["encoder", "range", "range", "decoder"]
+    assert [r[0].split()[1] for r in rows] == ["encoder", "range", "range", "decoder",
+                                               "compress", "decompress"]
     assert all(r[1] > 0 for r in rows)
 
 

@@ -119,7 +119,9 @@ def bench_train_step(batch=8, patch=128, repeat=3, widths=None):
 
 
 def bench_cwic(image, repeat=3):
-    """(label, rows) for the cwic stages on `image`: encoder net, range coding, decoding, decoder net.
+    """(label, stream bytes, rows) for cwic on `image`: the numpy reference's stages (encoder
+    net, range coding, decoding, decoder net) and the model's in-graph `compress` /
+    `decompress` (what the codec runs), timed in the same run.
 
     Uses the installed rate model closest to the middle; without one, a random-weight `narrow`
     network with tables fitted on the image itself (the timing is what matters; the label says so).
@@ -131,25 +133,34 @@ def bench_cwic(image, repeat=3):
     codec = get_codec("cwic")
     if codec.weights_present:
         rate = codec.quality_default
-        model, tables = codec._load(rate)
+        model = codec._load(rate)
         label = f"cwic rate {rate}"
     else:
         from .cwic.model import build_cwic
         tf.random.set_seed(0)
-        model, tables = build_cwic("narrow"), None
+        model = build_cwic("narrow")
+        model.set_tables(ContextTables(model.n, model.levels))
         label = "cwic narrow, random weights (no rate model installed)"
     h, w = image.shape[:2]
     bits, q = analyse(model, image)
-    if tables is None:
-        tables = ContextTables(model.n, model.levels)
+    tables = model.tables
+    if not tables.bit_counts.any():
         tables.accumulate(bits, q)
+        model.set_tables(tables, model.rate)
     streams = encode_streams(bits, q, tables)
     nbytes = sum(len(s) for s in streams)
-    rows = [("encoder network", time_call(lambda: analyse(model, image), repeat)),
-            ("range encoding (map + bits)", time_call(lambda: encode_streams(bits, q, tables), repeat)),
-            ("range decoding (map + bits)",
+    data = model.compress(image)["cwic_bytes"].numpy()  # traces both graphs before timing
+    model.decompress(data)
+    rows = [("numpy: encoder network", time_call(lambda: analyse(model, image), repeat)),
+            ("numpy: range encoding (map + bits)",
+             time_call(lambda: encode_streams(bits, q, tables), repeat)),
+            ("numpy: range decoding (map + bits)",
              time_call(lambda: decode_streams(*streams, -(-h // 8), -(-w // 8), tables), repeat)),
-            ("decoder network", time_call(lambda: synthesise(model, bits, q, h, w), repeat))]
+            ("numpy: decoder network", time_call(lambda: synthesise(model, bits, q, h, w), repeat)),
+            ("graph: compress (networks + coding)",
+             time_call(lambda: model.compress(image)["cwic_bytes"].numpy(), repeat)),
+            ("graph: decompress (coding + networks)",
+             time_call(lambda: model.decompress(data).numpy(), repeat))]
     return label, nbytes, rows
 
 
@@ -174,8 +185,12 @@ def main(argv=None):
           "ratio = time / JPEG encode time in this run")
     enc = crows[0][1] + crows[1][1]
     dec = crows[2][1] + crows[3][1]
-    print(format_table(["stage", "s", "ratio"], [r + (r[1] / base,) for r in crows] +
-                       [("encode total", enc, enc / base), ("decode total", dec, dec / base)]))
+    print(format_table(["stage", "s", "ratio"], [r + (r[1] / base,) for r in crows[:4]] +
+                       [("numpy: encode total", enc, enc / base),
+                        ("numpy: decode total", dec, dec / base)] +
+                       [r + (r[1] / base,) for r in crows[4:]]))
+    print(f"graph / numpy time: compress {crows[4][1] / enc:.2f}, "
+          f"decompress {crows[5][1] / dec:.2f} (same run)")
     spec = get_spec(args.model)
     model = load_model(args.model) if spec.weights_present else spec.build()
     flops = conv_flops_per_pixel(model)

@@ -1,9 +1,25 @@
-"""Content-weighted image compression (Li et al., CVPR 2018): binarizer, importance map, mask."""
+"""Content-weighted image compression (Li et al., CVPR 2018): binarizer, importance map, mask.
 
+A `CWIC` model with its context tables attached (`set_tables`) is a complete codec:
+`compress` (uint8 image -> the .cwic file) and `decompress` (file -> uint8 image) are
+tf.functions with input signatures whose contexts and range coding run in the graph
+(tfcomp.cwic.graph), so a SavedModel of them needs only TensorFlow + tensorflow_compression.
+"""
+
+import hashlib
+import json
+
+import numpy as np
 import tensorflow as tf
 
+from ..errors import TfcompError
+
 __all__ = ["CONFIGS", "DISTORTIONS", "ms_ssim_4", "binarize", "importance_mask",
-           "kept_channels", "CWIC", "build_cwic"]
+           "kept_channels", "CWIC", "build_cwic", "IMAGE_SPEC", "BYTES_SPEC"]
+
+#: The coding signatures' inputs: one RGB image, one .cwic file.
+IMAGE_SPEC = tf.TensorSpec([None, None, 3], tf.uint8, name="image")
+BYTES_SPEC = tf.TensorSpec([], tf.string, name="cwic_bytes")
 
 #: Network sizes. "paper" is the official configuration (methods.md section 1); "narrow" trains
 #: on a 2-core CPU in about an hour. n = binary channels, L = importance levels.
@@ -124,6 +140,7 @@ def _conv(filters, size, strides=1, activation="relu", name=None):
                                   activation=activation, name=name)
 
 
+@tf.keras.utils.register_keras_serializable(package="tfcomp", name="CwicRes")
 class _Res(tf.keras.layers.Layer):
     """Res(C): conv3x3(inner)+ReLU -> conv3x3(C)+ReLU -> add input -> ReLU."""
 
@@ -175,6 +192,7 @@ def _decoder(cfg):
     return tf.keras.Model(b_in, y, name="decoder")
 
 
+@tf.keras.utils.register_keras_serializable(package="tfcomp", name="CWIC")
 class CWIC(tf.keras.Model):
     """The content-weighted codec's networks; images are float [0, 1], H and W multiples of 8.
 
@@ -186,6 +204,10 @@ class CWIC(tf.keras.Model):
     so N replicas on a global batch take the step one device takes on it.
     `distortion`: "mse" (the paper's) or "ms-ssim" (1 - ms_ssim_4 + mse_weight * MSE; training
     patches >= 88; the MSE anchor keeps colours and brightness, which MS-SSIM barely sees).
+
+    Coding: `set_tables(tables, rate)` attaches the integer CDF tables (as constants) and
+    creates `compress(image)` -> {"cwic_bytes": the .cwic file, ...} and
+    `decompress(cwic_bytes)` -> uint8 [H, W, 3]; `model_id` names weights + tables in files.
     """
 
     STRIDE = 8
@@ -210,6 +232,68 @@ class CWIC(tf.keras.Model):
         names = ("loss", "mse", "psnr") + (("msssim",) if distortion == "ms-ssim" else ()) \
             + ("kept", "bpp_raw", "rate_active")
         self._trackers = {k: tf.keras.metrics.Mean(name=k) for k in names}
+
+    # -- coding ---------------------------------------------------------------------------
+    def set_tables(self, tables, rate=0):
+        """Attaches context tables (tfcomp.cwic.coding.ContextTables) and the registry rate
+        index (0 for a model outside the registry); creates `compress` and `decompress`.
+
+        Call it after the weights are final: the model identity written into files
+        (`model_id`) is a hash of the weights and tables at this moment.
+        """
+        from .coding import DEFAULT_FAMILY
+        if (tables.n, tables.levels) != (self.n, self.levels):
+            raise TfcompError(f"cwic: tables for n={tables.n}, L={tables.levels} do not fit a "
+                              f"model with n={self.n}, L={self.levels}")
+        if tables.family != DEFAULT_FAMILY:
+            raise TfcompError(f"cwic: tables of the {tables.family!r} context family; .cwic "
+                              f"files use {DEFAULT_FAMILY!r}")
+        if not 0 <= int(rate) <= 255:
+            raise TfcompError(f"cwic: rate index {rate} outside 0..255")
+        self.tables, self.rate = tables, int(rate)
+        self.model_id = _model_id(self, tables)
+        self._bit_cdf = tf.constant(tables.bit_cdf, tf.int32)
+        self._map_cdf = tf.constant(tables.map_cdf, tf.int32)
+        self.compress = tf.function(self._compress, input_signature=[IMAGE_SPEC], autograph=False)
+        self.decompress = tf.function(self._decompress, input_signature=[BYTES_SPEC], autograph=False)
+        return self
+
+    def compress(self, image):
+        """Set by `set_tables` (a tf.function); without tables there is nothing to code with."""
+        raise TfcompError("cwic: this model has no context tables; call set_tables first")
+
+    decompress = compress
+
+    def _compress(self, image):
+        from . import graph
+        from .codec import MAX_SIDE
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        ok = tf.debugging.Assert((h >= 1) & (h <= MAX_SIDE) & (w >= 1) & (w <= MAX_SIDE),
+                                 [f"image: sides must be 1..{MAX_SIDE}; height, width:", h, w])
+        with tf.control_dependencies([ok]):
+            bits, kept = graph.analyse(self, image)
+        q = kept // (self.n // self.levels) - 1
+        map_stream = graph.encode_map(q, self._map_cdf, self.levels)
+        bit_stream = graph.encode_bits(bits, kept, self._bit_cdf, self.n, self.levels)
+        data = graph.write_file(self.rate, self.model_id, h, w, map_stream, bit_stream)
+        return {"cwic_bytes": data, "map_bytes": map_stream, "bits_bytes": bit_stream,
+                "image_shape": tf.stack([h, w]), "grid_shape": tf.shape(q)}
+
+    def _decompress(self, cwic_bytes):
+        from . import graph
+        h, w, map_stream, bit_stream = graph.read_file(cwic_bytes, self.rate, self.model_id)
+        q = graph.decode_map(map_stream, self._map_cdf, -(-h // self.STRIDE),
+                             -(-w // self.STRIDE), self.levels)
+        kept = (q + 1) * (self.n // self.levels)
+        # The range decoder reads zeros past a stream's end, so a few forged bytes would
+        # decode to any size: each stream must be the encoder's (canonical) output.
+        with tf.control_dependencies([graph.require_canonical(
+                graph.encode_map(q, self._map_cdf, self.levels), map_stream, "importance-map")]):
+            bits = graph.decode_bits(bit_stream, kept, self._bit_cdf, self.n, self.levels)
+        with tf.control_dependencies([graph.require_canonical(
+                graph.encode_bits(bits, kept, self._bit_cdf, self.n, self.levels), bit_stream,
+                "bit")]):
+            return graph.synthesise(self, bits, h, w)
 
     def get_config(self):
         return {"config": self.config_name, "use_binarizer": self.use_binarizer,
@@ -275,6 +359,20 @@ class CWIC(tf.keras.Model):
         for k, v in logs.items():
             self._trackers[k].update_state(v)
         return {k: t.result() for k, t in self._trackers.items()}
+
+
+def _model_id(model, tables):
+    """8 bytes of SHA-256 over the architecture, the networks' weights and the CDF tables."""
+    digest = hashlib.sha256()
+    arch = {"config": CONFIGS[model.config_name], "binarizer": model.use_binarizer,
+            "importance": model.use_importance, "family": tables.family}
+    digest.update(json.dumps(arch, sort_keys=True).encode())
+    for value in model.encoder.get_weights() + model.decoder.get_weights() + [
+            tables.bit_cdf, tables.map_cdf]:
+        value = np.ascontiguousarray(value)
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.digest()[:8]
 
 
 def build_cwic(config="narrow", **kwargs):

@@ -92,7 +92,8 @@ def is_available(name):
 
 
 def load_model(name, weights=None):
-    """Builds the named model and loads its shipped weights (cached per process).
+    """Builds the named model and loads its shipped weights (cached per process); a model
+    with entropy tables (CWIC) gets them attached (`set_tables`, its rate index).
 
     `weights`: another weights file of that architecture instead (e.g. a training run's
     checkpoint; a fresh model every call); InputError when it is missing or does not fit.
@@ -113,6 +114,8 @@ def load_model(name, weights=None):
                              f"{spec.weights_path}); train them with: {spec.trained_with}")
         model = spec.build()
         load_weights_checked(model, spec.weights_path)
+        if spec.tables and hasattr(model, "set_tables"):  # a codec model carries its tables
+            model.set_tables(load_extra(name), spec.quality_min)
         _LOADED[name] = model
     return _LOADED[name]
 
