@@ -205,12 +205,9 @@ print(json.dumps({"same_bytes": made["cwic_bytes"].numpy() == data, "refused": r
 """
 
 
-def test_savedmodel_runs_in_a_tf_only_process(tiny, tmp_path, monkeypatch):
-    """The CLI's file decodes in `python -I` with only TF + tfc, to the CLI's pixels; the
-    SavedModel's compress writes the CLI's bytes."""
-    from PIL import Image
-    from tfcomp.cli import main
-    from tfcomp.cwic.export import save_savedmodel
+@pytest.fixture
+def registry(tiny, tmp_path, monkeypatch):
+    """The registry with one cwic rate model, "cwic-5" = the tiny model (weights on disk)."""
     monkeypatch.setattr(models, "WEIGHTS_DIR", str(tmp_path))
     monkeypatch.setattr(models, "_LOADED", {"cwic-5": tiny})  # its functions are traced
     tiny.save_weights(str(tmp_path / "t.weights.h5"))
@@ -221,6 +218,41 @@ def test_savedmodel_runs_in_a_tf_only_process(tiny, tmp_path, monkeypatch):
         name="cwic-5", kind="learned", description="test", builder="tfcomp.cwic.model:build_cwic",
         builder_kwargs={"config": "tiny"}, weights="t.weights.h5", tables="t.ctx.npz",
         quality_min=5, quality_max=5, quality_default=5, codec="cwic"))
+    return tmp_path
+
+
+def test_cli_weights_of_your_own(registry, capsys):
+    """--weights DIR codes with another model; its files need it to decode (clear error)."""
+    from PIL import Image
+    from tfcomp.cli import main
+    tf.keras.utils.set_random_seed(3)
+    mine = build_cwic("tiny")
+    folder = registry / "mine"
+    folder.mkdir()
+    mine.save_weights(str(folder / "mine.weights.h5"))
+    fitted(mine, seeds=(14,)).save(str(folder / "mine.ctx.npz"))
+    Image.fromarray(natural_rgb(24, 40, seed=7)).save(registry / "in.png")
+    cwic = ["--codec", "cwic", "--quality", "5"]
+    assert main(["compress", str(registry / "in.png"), "-o", str(registry / "m.cwic"), *cwic,
+                 "--weights", str(folder)]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(registry / "m.cwic"), "-o", str(registry / "o.png")]) == 1
+    assert "made by model" in capsys.readouterr().err and not (registry / "o.png").exists()
+    assert main(["decompress", str(registry / "m.cwic"), "-o", str(registry / "o.png"),
+                 "--weights", str(folder / "mine.weights.h5"),
+                 "--tables", str(folder / "mine.ctx.npz")]) == 0
+    assert main(["decompress", str(registry / "m.cwic"), "-o", str(registry / "o.png"),
+                 "--weights", str(folder / "mine.weights.h5")]) == 1
+    assert "--tables" in capsys.readouterr().err
+
+
+def test_savedmodel_runs_in_a_tf_only_process(tiny, registry):
+    """The CLI's file decodes in `python -I` with only TF + tfc, to the CLI's pixels; the
+    SavedModel's compress writes the CLI's bytes."""
+    from PIL import Image
+    from tfcomp.cli import main
+    from tfcomp.cwic.export import save_savedmodel
+    tmp_path = registry
     image = natural_rgb(33, 41, seed=6)
     Image.fromarray(image).save(tmp_path / "in.png")
     assert main(["compress", str(tmp_path / "in.png"), "-o", str(tmp_path / "x.cwic"),

@@ -35,7 +35,8 @@ def _fmt(value):
 def _codec_options(args):
     opts = {"chroma": getattr(args, "chroma", None), "level": getattr(args, "level", None),
             "model": getattr(args, "model", None), "labels": getattr(args, "labels", None),
-            "instances": getattr(args, "instances", None)}
+            "instances": getattr(args, "instances", None),
+            "weights": getattr(args, "weights", None), "tables": getattr(args, "tables", None)}
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -96,7 +97,8 @@ def cmd_decompress(args):
         raise InputError(f"{args.input}: no such file")
     with open(args.input, "rb") as f:
         data = f.read()
-    codec = get_codec(args.codec, **_codec_options(args)) if args.codec else codec_for_bytes(data)
+    options = _codec_options(args)
+    codec = get_codec(args.codec or codec_for_bytes(data).name, **options)
     image = codec.decode(data)
     if getattr(codec, "notice", ""):
         print(f"note: {codec.notice}", file=sys.stderr)
@@ -294,6 +296,14 @@ def _add_max_pixels(parser):
                              "= 8192 x 8192)")
 
 
+def _add_cwic_weights(parser):
+    """cwic: a model of your own (its files carry its model id and decode only with it)."""
+    parser.add_argument("--weights", help="cwic: your own model's .weights.h5 (the rate "
+                                          "model's architecture), or a folder with it and "
+                                          "its .ctx.npz tables")
+    parser.add_argument("--tables", help="cwic: the context tables (.ctx.npz) of --weights")
+
+
 def build_parser():
     from . import __version__
     p = argparse.ArgumentParser(prog="tfcomp", description=(
@@ -324,6 +334,7 @@ def build_parser():
     s.add_argument("--labels", help="jpdse-bpg: the image's label map (Cityscapes labelIds PNG)")
     s.add_argument("--instances", help="jpdse-bpg: the image's instance ids (Cityscapes "
                                        "instanceIds PNG; default: label boundaries only)")
+    _add_cwic_weights(s)
     _add_max_pixels(s)
     s.set_defaults(func=cmd_compress)
 
@@ -333,6 +344,7 @@ def build_parser():
     s.add_argument("--codec", help="codec name, for formats that cannot identify themselves "
                                    "(hiding-jpeg files open as plain JPEG without it)")
     s.add_argument("--model", help="hiding-jpeg / hiding-bpg: override the decoder model")
+    _add_cwic_weights(s)
     _add_max_pixels(s)
     s.set_defaults(func=cmd_decompress)
 
@@ -357,7 +369,9 @@ def build_parser():
     s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
     s.add_argument("--model", help="hiding-jpeg / hiding-bpg: which trained model")
     s.add_argument("--weights", help="restorers: evaluate this .weights.h5 (e.g. a training "
-                                     "checkpoint) instead of the shipped weights")
+                                     "checkpoint) instead of the shipped weights; cwic: see "
+                                     "`tfcomp compress --help`")
+    s.add_argument("--tables", help="cwic: the context tables (.ctx.npz) of --weights")
     s.add_argument("--keep", metavar="DIR", help="keep the compressed files and decoded PNGs here")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_max_pixels(s)
