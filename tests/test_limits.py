@@ -168,6 +168,14 @@ def test_max_pixels_moves_the_limit(capsys, tmp_path):
     assert code == 1 and "pixel budget of 1000" in err and not png.exists()
     code, _, _ = run(capsys, "decompress", out, "-o", png)
     assert code == 0 and png.exists()
+    # raised over the default, a 12000x12000 JPEG header passes the budget (and is then refused
+    # for being far too short for that size)
+    forged = tmp_path / "forged.jpg"
+    forged.write_bytes(forged_jpeg())
+    code, _, err = run(capsys, "decompress", forged, "-o", png)
+    assert code == 1 and "pixel budget" in err
+    code, _, err = run(capsys, "decompress", forged, "-o", png, "--max-pixels", 200_000_000)
+    assert code == 1 and "pixel budget" not in err and "only" in err
     # the budget of one command does not stay behind
     assert limits.max_pixels() == limits.DEFAULT_MAX_PIXELS
     code, _, err = run(capsys, "compress", src, "-o", out, "--codec", "bpg", "--max-pixels", 0)

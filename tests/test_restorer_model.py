@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tfcomp import models
 from tfcomp.errors import InputError
+from tfcomp.imageio import write_image
 from tfcomp.restorer.model import DEFAULT_WIDTHS, build_restorer, receptive_radius
 
 TINY = (4, 4, 4, 4)
@@ -287,8 +288,11 @@ def test_cli_evaluate_refuses_weights_of_the_other_architecture(tmp_path, capsys
     from tfcomp.cli import main
     path = os.fspath(tmp_path / "plain.weights.h5")
     build_restorer().save_weights(path)  # the ungated network: not restorer-blind's layout
+    data = tmp_path / "data"  # one image: an empty folder would be refused first
+    data.mkdir()
+    write_image(os.fspath(data / "a.png"), np.zeros((8, 8, 3), np.uint8))
     code = main(["evaluate", "--restorer", "restorer-blind", "--weights", path,
-                 "--data", os.fspath(tmp_path), "--quality", "10",
+                 "--data", os.fspath(data), "--quality", "10",
                  "--json", os.fspath(tmp_path / "r.json")])
     assert code != 0
     assert "does not fit restorer-blind" in capsys.readouterr().err

@@ -43,14 +43,14 @@ def _to_uint8(y):
     return np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
 
 
-def run_tiled_uint8(model, make_input, height, width, tile=512, margin=16):
+def run_tiled_uint8(model, make_input, height, width, tile=512, margin=16, combine=None):
     """Like :func:`run_tiled`, for large images: the input of each tile is built on demand and
     the output goes straight to uint8 (round(255 y), clipped).
 
     ``make_input(y0, y1, x0, x1)`` returns the float32 [1, y1 - y0, x1 - x0, C] input of that
     crop. Memory is the uint8 output plus one tile, instead of float copies of the whole image;
-    the numbers are those of run_tiled followed by the same rounding. Not for quality-gated
-    models (their gate needs the whole image): use run_tiled.
+    the numbers are those of run_tiled followed by the same rounding. ``combine(output,
+    input)``, if given, maps each tile's model output before rounding (e.g. a gate's blend).
     """
     out = None
     for y in range(0, height, tile):
@@ -59,7 +59,10 @@ def run_tiled_uint8(model, make_input, height, width, tile=512, margin=16):
             y1, x1 = min(height, y + tile + margin), min(width, x + tile + margin)
             if height <= tile and width <= tile:
                 y0, x0, y1, x1 = 0, 0, height, width
-            res = _run(model, make_input(y0, y1, x0, x1))[0]
+            inputs = make_input(y0, y1, x0, x1)
+            res = _run(model, inputs)[0]
+            if combine is not None:
+                res = combine(res, inputs[0])
             if out is None:
                 out = np.empty((height, width, res.shape[-1]), np.uint8)
             th, tw = min(tile, height - y), min(tile, width - x)
@@ -67,9 +70,21 @@ def run_tiled_uint8(model, make_input, height, width, tile=512, margin=16):
     return out
 
 
-def _gated(model):
+def _restore_tiles(model, img, tile, margin):
+    """restore_array when the model's channels match the image's: tile by tile to uint8. A
+    quality-gated model's gate reads the whole image once; its network runs in tiles."""
     from .model import split_gate
-    return hasattr(model, "layers") and split_gate(model) is not None
+
+    def crop(y0, y1, x0, x1):
+        return img[None, y0:y1, x0:x1].astype(np.float32) / np.float32(255.0)
+
+    parts = split_gate(model) if hasattr(model, "layers") else None
+    if parts is None:
+        return run_tiled_uint8(model, crop, img.shape[0], img.shape[1], tile, margin)
+    gate, network = parts
+    g = _run(gate, crop(0, img.shape[0], 0, img.shape[1]))[0]
+    return run_tiled_uint8(network, crop, img.shape[0], img.shape[1], tile, margin,
+                           combine=lambda f, x: x + g * (f - x))
 
 
 def restore_array(model, image, tile=512, margin=16):
@@ -85,9 +100,8 @@ def restore_array(model, image, tile=512, margin=16):
     gray2d = image.ndim == 2
     img = image[:, :, None] if gray2d else image
     c_model = model.input_shape[-1]
-    if c_model == img.shape[2] and not _gated(model):
-        out = run_tiled_uint8(model, lambda y0, y1, x0, x1: img[None, y0:y1, x0:x1].astype(
-            np.float32) / np.float32(255.0), img.shape[0], img.shape[1], tile, margin)
+    if c_model == img.shape[2]:
+        out = _restore_tiles(model, img, tile, margin)
         return out[:, :, 0] if gray2d else out
     x = img.astype(np.float32) / 255.0
     if c_model == 3 and img.shape[2] == 1:
