@@ -1,23 +1,24 @@
-"""Codec registry: one name -> one implementation, used by the CLI, evaluation and training."""
+"""Codec registry: one name -> one implementation, used by the CLI, evaluation and training;
+filled with the classical codecs and those the method packages declare (tfcomp.registry)."""
 
 import importlib
 
 from ..errors import BitstreamError, InputError
+from ..registry import method_specs
 from .base import Codec
 
 __all__ = ["Codec", "register", "codec_names", "get_codec", "codec_for_bytes", "describe_all"]
 
-# name -> "module:Class", imported on first use so that classical codecs never load TensorFlow.
+# name -> "module:Class", imported on first use so that classical codecs never load TensorFlow:
+# the classical codecs, then those of every method package (tfcomp.registry.METHODS).
 _REGISTRY = {
     "jpeg": "tfcomp.codecs.classical:JpegCodec",
     "webp": "tfcomp.codecs.classical:WebpCodec",
     "jpeg2000": "tfcomp.codecs.classical:Jpeg2000Codec",
     "bpg": "tfcomp.codecs.bpg:BpgCodec",
-    "cwic": "tfcomp.cwic.codec:CwicCodec",
-    "hiding-jpeg": "tfcomp.hiding.codec:HidingJpegCodec",
-    "hiding-bpg": "tfcomp.hiding.codec:HidingBpgCodec",
-    "jpdse-bpg": "tfcomp.jpdse.codec:JpdseBpgCodec",
 }
+for _package, _specs in method_specs():
+    _REGISTRY.update(_specs.CODECS)
 
 
 def register(name, target):

@@ -1,64 +1,12 @@
 """Model registry: a model name -> its architecture, shipped weights and how they were trained."""
 
-import dataclasses
 import os
 
 from ..errors import InputError
+from ..registry import WEIGHTS_DIR, ModelSpec, method_specs
 
-__all__ = ["ModelSpec", "register", "model_names", "get_spec", "is_available", "load_model", "load_extra", "describe_all",
-           "WEIGHTS_DIR", "load_weights_checked"]
-
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "weights")
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelSpec:
-    """What the registry knows about one trained network."""
-
-    name: str
-    kind: str                      # "restorer", later "learned", "hiding", "semantic"
-    description: str
-    builder: str                   # "module:function" returning an uncompiled Keras model
-    builder_kwargs: dict
-    weights: str                   # file name under tfcomp/weights/
-    quality_min: int = 1
-    quality_max: int = 100
-    quality_default: int = 75
-    trained_with: str = ""         # the command that produced the weights
-    tables: str = ""               # optional entropy-coding tables under tfcomp/weights/
-    codec: str = ""                # the registry codec that uses this model, if any
-    #: Deployment (tfcomp.export): "module:function" building the model's export signatures;
-    #: "" = the default for its kind (see tfcomp.export.EXPORTERS).
-    exporter: str = ""
-    #: Python modules a process must import before loading the exported SavedModel because
-    #: the graph uses their custom ops (e.g. "tensorflow_compression"); () = stock TF only.
-    custom_ops: tuple = ()
-    #: Settings the model's codec must use because the model was trained with them
-    #: (e.g. {"label_scale": 4} for a jpdse-bpg generator trained on coarse labels).
-    codec_settings: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def weights_path(self):
-        return os.path.join(WEIGHTS_DIR, self.weights)
-
-    @property
-    def weights_present(self):
-        return os.path.isfile(self.weights_path) and (
-            not self.tables or os.path.isfile(os.path.join(WEIGHTS_DIR, self.tables)))
-
-    def build(self):
-        """The architecture with freshly initialised weights."""
-        import importlib
-        module, fn = self.builder.split(":")
-        return getattr(importlib.import_module(module), fn)(**self.builder_kwargs)
-
-    def describe(self):
-        return {"name": self.name, "kind": self.kind, "description": self.description,
-                "quality": {"min": self.quality_min, "max": self.quality_max,
-                            "default": self.quality_default},
-                "qualities": list(range(self.quality_min, self.quality_max + 1)),
-                "weights": self.weights_present}
-
+__all__ = ["ModelSpec", "register", "model_names", "get_spec", "is_available", "load_model",
+           "load_extra", "describe_all", "WEIGHTS_DIR", "load_weights_checked"]
 
 _REGISTRY = {}
 
@@ -166,73 +114,7 @@ def describe_all():
     return [s.describe() for s in _REGISTRY.values() if not s.codec]
 
 
-_RESTORER = "tfcomp.restorer.model:build_restorer"
-
-register(ModelSpec(
-    name="restorer-q10",
-    kind="restorer",
-    description="artifact-removal CNN (313,066 params), seed configuration trained at JPEG q10",
-    builder=_RESTORER, builder_kwargs={"channels": 3},
-    weights="restorer-q10.weights.h5",
-    quality_min=10, quality_max=10, quality_default=10,
-    trained_with="see README: training/train_restorer.py --quality 10"))
-
-register(ModelSpec(
-    name="restorer-blind",
-    kind="restorer",
-    description="artifact-removal CNN (313,066 params) + blind quality gate (4,259 params), "
-                "quality-blind: trained over JPEG q10..90",
-    builder=_RESTORER, builder_kwargs={"channels": 3, "quality_gate": True},
-    weights="restorer-blind.weights.h5",
-    quality_min=10, quality_max=90, quality_default=10,
-    trained_with="see README: training/train_restorer.py --quality-range 10 90 --quality-gate"))
-
-# Content-weighted codec (codec "cwic"): one narrow-configuration model per rate index, trained
-# for MS-SSIM (+ 20 MSE); rate 2 from scratch, rates 1 and 3 fine-tuned from it (README).
-_CWIC_HOW = "training/train_cwic.py --distortion ms-ssim --mse-weight 20 "
-for _rate, _target, _how in (
-        (1, 0.15, "--target 0.15 --gamma 0.4: 4,000 steps from cwic-2"),
-        (2, 0.33, "--target 0.33 --gamma 0.1: 4,000 steps (ms-ssim only) + 20,000"),
-        (3, 0.6, "--target 0.6 --gamma 0.1: 4,000 steps from cwic-2")):
-    register(ModelSpec(
-        name=f"cwic-{_rate}",
-        kind="learned",
-        description=f"content-weighted codec, narrow config (2.3 M params), MS-SSIM-trained, "
-                    f"target kept-bit fraction {_target}",
-        builder="tfcomp.cwic.model:build_cwic", builder_kwargs={"config": "narrow"},
-        weights=f"cwic-{_rate}.weights.h5", tables=f"cwic-{_rate}.ctx.npz",
-        quality_min=_rate, quality_max=_rate, quality_default=_rate, codec="cwic",
-        trained_with=f"{_CWIC_HOW}{_how}; see README"))
-
-# Learning to hide residual (codecs "hiding-jpeg", "hiding-bpg"): E + D around the real codec.
-_HIDING = "tfcomp.hiding.model:build_hiding"
-for _name, _codec, _kwargs, _qrange, _how in (
-        ("hiding-jpeg-q50-s2", "hiding-jpeg", {"codec": "jpeg", "quality": 50, "strategy": 2},
-         (50, 50), "JPEG q50, strategy 2 (identity gradient through the codec)"),
-        ("hiding-jpeg-q50-s1", "hiding-jpeg", {"codec": "jpeg", "quality": 50, "strategy": 1},
-         (50, 50), "JPEG q50, strategy 1 (gradient through the JPEG simulation)"),
-        ("hiding-jpeg-blind", "hiding-jpeg",
-         {"codec": "jpeg", "quality": 50, "quality_range": (10, 90), "strategy": 2},
-         (10, 90), "JPEG q10..90, strategy 2"),
-        ("hiding-bpg-qp30-s2", "hiding-bpg", {"codec": "bpg", "quality": 30, "strategy": 2},
-         (30, 30), "BPG QP30, strategy 2")):
-    register(ModelSpec(
-        name=_name, kind="hiding",
-        description=f"residual hiding encoder + decoder, {_how}",
-        builder=_HIDING, builder_kwargs=_kwargs, weights=f"{_name}.weights.h5",
-        quality_min=_qrange[0], quality_max=_qrange[1], quality_default=_qrange[0],
-        codec=_codec,
-        trained_with=f"see README: training/train_hiding.py --out tfcomp/weights/{_name}.weights.h5"))
-
-# JPD-SE (codec "jpdse-bpg"): the generator only (the discriminator is for training).
-for _phase, _how in ((3, "phase 3 (distortion only), PSNR-oriented"),
-                     (2, "phase 2 (GAN + feature matching + VGG + L1), perception-oriented")):
-    register(ModelSpec(
-        name=f"jpdse-bpg-p{_phase}", kind="semantic",
-        description=f"JPD-SE generator (narrow pix2pixHD global generator + residual "
-                    f"full-resolution branch, labels at 1/16 as side information) after {_how}",
-        builder="tfcomp.jpdse.model:build_generator", builder_kwargs={"config": "narrow_local"},
-        weights=f"jpdse-bpg-p{_phase}.weights.h5", quality_min=0, quality_max=51,
-        quality_default=36, codec="jpdse-bpg", codec_settings={"label_scale": 16},
-        trained_with=f"see README: training/train_jpdse.py --phase {_phase} "
-                     f"--config narrow_local --label-scale 16"))
+# Every method package's trained models (tfcomp.registry.METHODS, each package's specs.py).
+for _package, _specs in method_specs():
+    for _spec in _specs.MODELS:
+        register(_spec)
