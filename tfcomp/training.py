@@ -7,6 +7,8 @@ import tempfile
 
 import tensorflow as tf
 
+from .run_control import RunBackup, SignalFlag, StepControl, interrupted, optimizer_step
+
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
            "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights",
            "copy_network_weights", "halve_weights_file", "average_weights_files",
@@ -109,23 +111,27 @@ psnr_metric.__name__ = "psnr"
 
 
 class _Log(tf.keras.callbacks.Callback):
-    """Appends each epoch's logs as a JSON line (a plain-text training record)."""
+    """Appends each epoch's logs as a JSON line (a plain-text training record), with the
+    optimizer step it ended at (a resumed or interrupted epoch shows where it stands)."""
 
     def __init__(self, path):
         super().__init__()
         self.path = path
 
     def on_epoch_end(self, epoch, logs=None):
+        record = {"epoch": epoch + 1, "step": optimizer_step(self.model),
+                  **{k: float(v) for k, v in (logs or {}).items()}}
         with open(self.path, "a") as f:
-            f.write(json.dumps({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}}) + "\n")
+            f.write(json.dumps(record) + "\n")
 
 
-def standard_callbacks(run_dir, strategy):
-    """TensorBoard, per-epoch weights, BackupAndRestore (resume), TerminateOnNaN, a JSON log."""
+def standard_callbacks(run_dir, strategy, backup_every=250):
+    """TensorBoard, per-epoch weights, a resume backup every `backup_every` steps
+    (run_control.RunBackup), TerminateOnNaN, a JSON log of the epochs."""
     own = worker_dir(run_dir, strategy)
     os.makedirs(own, exist_ok=True)
     return [
-        tf.keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        RunBackup(os.path.join(run_dir, "backup"), backup_every),
         tf.keras.callbacks.TerminateOnNaN(),
         tf.keras.callbacks.TensorBoard(os.path.join(own, "tensorboard")),
         tf.keras.callbacks.ModelCheckpoint(os.path.join(own, "checkpoints", "latest.weights.h5"),
@@ -260,15 +266,51 @@ def copy_network_weights(source, target):
 
 def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_per_epoch,
                  strategy, validation=None, batch_size=None, init_weights=None, verbose=1,
-                 callbacks=(), init_loader=None):
+                 callbacks=(), init_loader=None, backup_every=None):
     """Builds (build_fn) and compiles (compile_fn) under the strategy, fits, saves the weights.
 
-    A killed run restarted with the same `run_dir` resumes from its last finished epoch
-    (BackupAndRestore). The final weights (variables only, no optimizer state) go to `out`
-    (chief only; other workers write a private copy, as MultiWorkerMirroredStrategy
-    requires every worker to save). `init_loader(model, path)` loads `init_weights` (default
-    model.load_weights).
+    Exactly `steps` optimizer steps: epochs of `steps_per_epoch` steps (at most `steps`),
+    the last one shortened. The training state is backed up to RUN_DIR/backup every
+    `backup_every` steps (default: once an epoch); a run restarted with the same arguments
+    and `run_dir` says "resuming from step S" and goes on to `steps` in all. SIGINT or
+    SIGTERM stops a run at the end of the current step, after a backup: one line on stderr,
+    then TrainingInterrupted (a SystemExit: status 130 for SIGINT, 143 for SIGTERM).
+
+    The final weights (variables only, no optimizer state) go to `out` (chief only; other
+    workers write a private copy, as MultiWorkerMirroredStrategy requires every worker to
+    save). `init_loader(model, path)` loads `init_weights` (default model.load_weights).
+    `batch_size` (the global batch) must split evenly over the replicas: the models' steps
+    give each replica an equal share of the loss.
     """
+    if steps < 1 or steps_per_epoch < 1:
+        raise ValueError(f"steps and steps_per_epoch must be >= 1, got {steps}, {steps_per_epoch}")
+    replicas = strategy.num_replicas_in_sync
+    if batch_size and batch_size % replicas:
+        raise ValueError(f"the global batch {batch_size} does not split over {replicas} replicas")
+    steps_per_epoch = min(steps_per_epoch, steps)
+    with SignalFlag() as flag:
+        model = _build_under(strategy, build_fn, compile_fn, init_weights, init_loader)
+        backup_dir = os.path.join(run_dir, "backup")
+        if flag.signum is not None:
+            raise interrupted(flag, None, backup_dir)
+        standard = standard_callbacks(run_dir, strategy, backup_every or steps_per_epoch)
+        backup = next(c for c in standard if isinstance(c, RunBackup))
+        control = StepControl(steps, backup, flag)
+        history = model.fit(dataset, epochs=-(-steps // steps_per_epoch),
+                            steps_per_epoch=steps_per_epoch, validation_data=validation,
+                            batch_size=None if validation is None else batch_size,
+                            callbacks=standard + list(callbacks) + [control], verbose=verbose)
+        if control.interrupted_at is not None:
+            raise interrupted(flag, control.interrupted_at, backup_dir)
+    if out:
+        target = out if is_chief(strategy) else worker_dir(out, strategy)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        save_slim_weights(model, build_fn, target)
+    return model, history
+
+
+def _build_under(strategy, build_fn, compile_fn, init_weights, init_loader):
+    """The compiled model, built under the strategy, with `init_weights` when given."""
     donor = None
     if init_weights:
         # Loaded into a plain build first (outside the strategy): a file's metric-tracker
@@ -281,17 +323,7 @@ def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_pe
         if donor is not None:
             copy_network_weights(donor, model)
         compile_fn(model)
-    epochs = max(1, -(-steps // steps_per_epoch))
-    history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                        validation_data=validation,
-                        batch_size=None if validation is None else batch_size,
-                        callbacks=standard_callbacks(run_dir, strategy) + list(callbacks),
-                        verbose=verbose)
-    if out:
-        target = out if is_chief(strategy) else worker_dir(out, strategy)
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        save_slim_weights(model, build_fn, target)
-    return model, history
+    return model
 
 
 def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
@@ -300,7 +332,7 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
                    quality_sampling="uniform", identity=True, loss_power=0.0,
                    precision="float32", keep_epochs=False, quality_gate=False, gate_only=False,
-                   verbose=1, strategy=None):
+                   verbose=1, strategy=None, backup_every=None):
     """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
 
     `quality_sampling` ("uniform" / "log") is how a quality range is drawn (PatchConfig).
@@ -363,7 +395,7 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                             steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
                             validation=validation, batch_size=batch_size,
                             init_weights=init_weights, verbose=verbose, callbacks=callbacks,
-                            init_loader=load_core_weights)[1]
+                            init_loader=load_core_weights, backup_every=backup_every)[1]
 
 
 def _adam_compile(lr_schedule):
@@ -387,7 +419,7 @@ def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", targ
                gamma=1e-3, use_binarizer=True, use_importance=True, distortion="mse",
                mse_weight=0.0, steps=10000, steps_per_epoch=250, batch_size=8, patch_size=128,
                lr_schedule="1e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
-               strategy=None):
+               strategy=None, backup_every=None):
     """Trains the content-weighted codec's networks (distortion + thresholded rate loss)."""
     from .cwic.model import build_cwic
 
@@ -404,14 +436,15 @@ def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", targ
     return fit_and_save(build_fn, _adam_compile(lr_schedule), dataset, run_dir=run_dir, out=out,
                         steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
                         validation=validation, batch_size=batch_size,
-                        init_weights=init_weights, verbose=verbose)[1]
+                        init_weights=init_weights, verbose=verbose,
+                        backup_every=backup_every)[1]
 
 
 def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quality=50,
                  quality_range=None, strategy_kind=2, fidelity=0.1, rate_weight=0.0,
                  width=48, depth=5, decoder_init=None, steps=4000, steps_per_epoch=250,
                  batch_size=8, patch_size=128, lr_schedule="1e-4", init_weights=None, seed=0,
-                 cpu_devices=1, verbose=1, strategy=None):
+                 cpu_devices=1, verbose=1, strategy=None, backup_every=None):
     """Trains the residual-hiding encoder/decoder with the real codec in the loop.
 
     `strategy_kind` is the paper's training strategy (1: simulated-JPEG gradient, 2:
@@ -432,14 +465,16 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
     return fit_and_save(build_fn, _adam_compile(lr_schedule), dataset, run_dir=run_dir, out=out,
                         steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
                         validation=validation, batch_size=batch_size,
-                        init_weights=init_weights, verbose=verbose)[1]
+                        init_weights=init_weights, verbose=verbose,
+                        backup_every=backup_every)[1]
 
 
 def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512, 256),
                 qps=(33, 36, 39, 42), eval_qp=36, cache_dir=None, vgg_weights=None,
                 loss_weights=None, steps=2000, steps_per_epoch=100, batch_size=1,
                 lr_schedule="2e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
-                strategy=None, generator_out=None, label_scale=1, crop=None):
+                strategy=None, generator_out=None, label_scale=1, crop=None,
+                backup_every=None):
     """Trains JPD-SE (one phase) on the Cityscapes frames under `data` (train split).
 
     BPG-decoded inputs come from tfcomp.jpdse.data (cached per QP under `cache_dir`); the
@@ -478,7 +513,8 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     model, history = fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out,
                                   steps=steps, steps_per_epoch=steps_per_epoch,
                                   strategy=strategy, validation=validation,
-                                  init_weights=init_weights, verbose=verbose, callbacks=[logger])
+                                  init_weights=init_weights, verbose=verbose,
+                                  callbacks=[logger], backup_every=backup_every)
     if generator_out and is_chief(strategy):
         os.makedirs(os.path.dirname(os.path.abspath(generator_out)), exist_ok=True)
         model.generator.save_weights(generator_out)

@@ -14,13 +14,21 @@ def _crops(text):
     return value
 
 
+def _positive(text):
+    """A whole number >= 1 (step counts)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval_help=None):
     """An ArgumentParser with the flags every `training/train_*.py` script has.
 
-    Data (--data, --eval-data), bookkeeping (--run-dir, --out), the schedule (--steps,
-    --steps-per-epoch, --batch, --patch, --crops-per-image, --lr, --init-weights, --seed),
-    --cpu-devices and --quiet. Scripts add their own flags and pass `run_options(args)` to the
-    library.
+    Data (--data, --eval-data), bookkeeping (--run-dir, --out, --backup-every), the
+    schedule (--steps, --steps-per-epoch, --batch, --patch, --crops-per-image, --lr,
+    --init-weights, --seed), --cpu-devices and --quiet. Scripts add their own flags and pass
+    `run_options(args)` to the library.
     """
     # A checkpoint read while training writes it must not crash the run (HDF5 file locks).
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
@@ -30,9 +38,14 @@ def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval
     p.add_argument("--eval-data", help=eval_help or "validation folder (centre crops)")
     p.add_argument("--run-dir", required=True, help="checkpoints, backup (resume), TensorBoard logs")
     p.add_argument("--out", help=out_help)
-    p.add_argument("--steps", type=int, default=steps, help="total optimizer steps (default %(default)s)")
-    p.add_argument("--steps-per-epoch", type=int, default=250,
+    p.add_argument("--steps", type=_positive, default=steps,
+                   help="total optimizer steps, exactly; a resumed run counts from where it "
+                        "stopped (default %(default)s)")
+    p.add_argument("--steps-per-epoch", type=_positive, default=250,
                    help="steps between checkpoints/validation (default %(default)s)")
+    p.add_argument("--backup-every", type=_positive, metavar="N",
+                   help="save the resume backup (RUN_DIR/backup) every N steps (default: "
+                        "every epoch); Ctrl-C or SIGTERM also saves one, then exits")
     p.add_argument("--batch", type=int, default=8, help="global batch size (default %(default)s)")
     p.add_argument("--patch", type=int, default=128, help=f"patch size (default %(default)s){patch_note}")
     p.add_argument("--crops-per-image", type=_crops, metavar="N",
@@ -55,7 +68,7 @@ def run_options(args):
     opts = dict(data=args.data, run_dir=args.run_dir, eval_data=args.eval_data, steps=args.steps,
                 steps_per_epoch=args.steps_per_epoch, batch_size=args.batch,
                 patch_size=args.patch, lr_schedule=args.lr, init_weights=args.init_weights,
-                seed=args.seed, verbose=0 if args.quiet else 1)
+                seed=args.seed, verbose=0 if args.quiet else 1, backup_every=args.backup_every)
     if getattr(args, "crops_per_image", None) is not None:
         opts["crops_per_image"] = args.crops_per_image
     return opts
