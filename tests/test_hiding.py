@@ -10,7 +10,7 @@ from PIL import Image
 from imagegen import natural_gray, natural_rgb
 from tfcomp import models
 from tfcomp.codecs import get_codec
-from tfcomp.hiding.codec import COMMENT_PREFIX
+from tfcomp.hiding.codec import COMMENT_PREFIX, weights_id
 from tfcomp.errors import InputError
 from tfcomp.hiding.model import (HidingModel, build_hiding, build_hiding_encoder, codec_in_loop,
                                   real_codec, st_quantize)
@@ -142,7 +142,8 @@ def test_hiding_jpeg_writes_a_standard_jpeg_and_decodes(loaded):
     data = codec.encode(img, 50)
     with Image.open(io.BytesIO(data)) as f:  # any JPEG reader opens it
         assert f.format == "JPEG" and f.size == (56, 40)
-        assert f.info["comment"] == COMMENT_PREFIX + b"hiding-jpeg-q50-s2"
+        assert f.info["comment"] == (COMMENT_PREFIX + b"hiding-jpeg-q50-s2:"
+                                     + weights_id(loaded).encode())
         viewer = np.asarray(f.convert("RGB"))
     plain = get_codec("jpeg").encode(img, 50)
     assert data != plain
@@ -173,6 +174,46 @@ def test_hiding_codec_errors(loaded):
     from tfcomp.errors import BitstreamError
     with pytest.raises(BitstreamError):
         get_codec("hiding-jpeg").decode(b"\xff\xd8\xff\xe0 truncated")
+
+
+def test_own_weights_files_decode_only_with_those_weights(loaded, tmp_path, capsys,
+                                                           monkeypatch):
+    """--weights: a training run's file; its JPEGs name those weights and other weights refuse
+    them; files with the earlier marker (no weights id) still decode."""
+    import dataclasses
+    from tfcomp.cli import main
+    from tfcomp.errors import BitstreamError
+    spec = models.get_spec("hiding-jpeg-q50-s2")  # --weights files have the tiny architecture
+    monkeypatch.setitem(models._REGISTRY, spec.name, dataclasses.replace(
+        spec, builder="test_hiding:tiny_hiding", builder_kwargs={}))
+    own = tiny_hiding()
+    own.decoder.layers[1].bias.assign_add(tf.fill(own.decoder.layers[1].bias.shape, 0.01))
+    weights = str(tmp_path / "own.weights.h5")
+    own.save_weights(weights)
+    img = natural_rgb(40, 48, seed=3)
+    mine = get_codec("hiding-jpeg", model="hiding-jpeg-q50-s2", weights=weights)
+    data = mine.encode(img, 50)
+    assert weights_id(own).encode() in data and weights_id(own) != weights_id(loaded)
+    np.testing.assert_array_equal(mine.decode(data), get_codec(
+        "hiding-jpeg", weights=weights).decode(data))
+    with pytest.raises(BitstreamError, match="other hiding-jpeg-q50-s2 weights"):
+        get_codec("hiding-jpeg").decode(data)  # the shipped (here: loaded) weights
+    old = data.replace(b":" + weights_id(own).encode(), b"")  # a marker without the id
+    old = old.replace(old[old.index(b"\xff\xfe"):old.index(b"\xff\xfe") + 4],
+                      b"\xff\xfe" + (len(COMMENT_PREFIX + b"hiding-jpeg-q50-s2") + 2).to_bytes(2, "big"))
+    assert get_codec("hiding-jpeg").decode(old).shape == img.shape
+    # the CLI: --weights on compress and decompress, a clear error without it
+    src, jpg = tmp_path / "x.png", tmp_path / "x.jpg"
+    Image.fromarray(img).save(src)
+    assert main(["compress", str(src), "-o", str(jpg), "--codec", "hiding-jpeg", "--quality",
+                 "50", "--model", "hiding-jpeg-q50-s2", "--weights", weights]) == 0
+    assert main(["decompress", str(jpg), "-o", str(tmp_path / "a.png"), "--codec",
+                 "hiding-jpeg", "--weights", weights]) == 0
+    capsys.readouterr()
+    assert main(["decompress", str(jpg), "-o", str(tmp_path / "b.png"), "--codec",
+                 "hiding-jpeg"]) == 1
+    err = capsys.readouterr().err
+    assert "--weights" in err and "Traceback" not in err and not (tmp_path / "b.png").exists()
 
 
 def test_cli_round_trip_and_clear_errors(loaded, tmp_path, capsys):

@@ -116,3 +116,29 @@ def test_shipped_blind_restorer_helps_at_high_quality_too(name):
         decoded = jpeg.decode(jpeg.encode(img, q))
         gain = metrics.psnr(img, restore_array(model, decoded)) - metrics.psnr(img, decoded)
         assert gain > 0.1, f"{name} q{q}: PSNR gain {gain:.2f} dB"
+
+
+def test_restore_command_with_own_weights(tmp_path, capsys):
+    """`tfcomp restore --weights`: a checkpoint of the model's architecture replaces the
+    shipped file; a file of another architecture is a one-line error."""
+    from PIL import Image
+    from tfcomp.cli import main
+    tf.keras.utils.set_random_seed(5)
+    own = build_restorer(channels=3)  # restorer-q10's architecture, random weights
+    weights = str(tmp_path / "own.weights.h5")
+    own.save_weights(weights)
+    jpg = tmp_path / "x.jpg"
+    jpg.write_bytes(get_codec("jpeg").encode(photo(48, 40, seed=2), 20))
+    out = tmp_path / "y.png"
+    assert main(["restore", str(jpg), "-o", str(out), "--model", "restorer-q10",
+                 "--weights", weights]) == 0
+    decoded = get_codec("jpeg").decode(jpg.read_bytes())
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), restore_array(own, decoded))
+    capsys.readouterr()
+    tiny = str(tmp_path / "tiny.weights.h5")
+    build_restorer(widths=(8, 8, 8, 8)).save_weights(tiny)
+    assert main(["restore", str(jpg), "-o", str(tmp_path / "z.png"), "--model", "restorer-q10",
+                 "--weights", tiny]) == 1
+    err = capsys.readouterr().err
+    assert "does not fit" in err and "Traceback" not in err
+    assert not (tmp_path / "z.png").exists()

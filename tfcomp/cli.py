@@ -116,9 +116,10 @@ def cmd_restore(args):
         raise TfcompError(f"model {args.model!r} is a {spec.kind} model, not a restorer")
     _check_output(args.output)
     image = read_image(args.input, mode="any")
-    restored = restore_array(load_model(args.model), image, tile=args.tile)
+    restored = restore_array(load_model(args.model, weights=args.weights), image, tile=args.tile)
     write_image(args.output, restored)
-    print(f"{args.output}: restored with {args.model}, {image.shape[1]}x{image.shape[0]}")
+    how = f"{args.model} ({args.weights})" if args.weights else args.model
+    print(f"{args.output}: restored with {how}, {image.shape[1]}x{image.shape[0]}")
     return 0
 
 
@@ -296,11 +297,13 @@ def _add_max_pixels(parser):
                              "= 8192 x 8192)")
 
 
-def _add_cwic_weights(parser):
-    """cwic: a model of your own (its files carry its model id and decode only with it)."""
-    parser.add_argument("--weights", help="cwic: your own model's .weights.h5 (the rate "
-                                          "model's architecture), or a folder with it and "
-                                          "its .ctx.npz tables")
+def _add_model_weights(parser):
+    """A learned codec with a model of your own (its files name the weights they need)."""
+    parser.add_argument("--weights", help="your own trained weights (.weights.h5) of the "
+                                          "codec's model architecture: cwic (the rate model's; "
+                                          "or a folder with it and its .ctx.npz tables), "
+                                          "hiding-jpeg/hiding-bpg (--model's, or the default "
+                                          "model's); files made with them decode only with them")
     parser.add_argument("--tables", help="cwic: the context tables (.ctx.npz) of --weights")
 
 
@@ -334,7 +337,7 @@ def build_parser():
     s.add_argument("--labels", help="jpdse-bpg: the image's label map (Cityscapes labelIds PNG)")
     s.add_argument("--instances", help="jpdse-bpg: the image's instance ids (Cityscapes "
                                        "instanceIds PNG; default: label boundaries only)")
-    _add_cwic_weights(s)
+    _add_model_weights(s)
     _add_max_pixels(s)
     s.set_defaults(func=cmd_compress)
 
@@ -344,7 +347,7 @@ def build_parser():
     s.add_argument("--codec", help="codec name, for formats that cannot identify themselves "
                                    "(hiding-jpeg files open as plain JPEG without it)")
     s.add_argument("--model", help="hiding-jpeg / hiding-bpg: override the decoder model")
-    _add_cwic_weights(s)
+    _add_model_weights(s)
     _add_max_pixels(s)
     s.set_defaults(func=cmd_decompress)
 
@@ -353,6 +356,8 @@ def build_parser():
     s.add_argument("-o", "--output", required=True, help="image to write (.png, ...)")
     s.add_argument("--model", default="restorer-blind", help="restorer model (default %(default)s)")
     s.add_argument("--tile", type=int, default=512, help="tile size for large images")
+    s.add_argument("--weights", help="your own .weights.h5 of --model's architecture (e.g. a "
+                                     "training run's checkpoint) instead of the shipped file")
     _add_max_pixels(s)
     s.set_defaults(func=cmd_restore)
 

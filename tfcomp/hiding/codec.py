@@ -3,19 +3,49 @@
 compress:   I_L = codec(I_H); I_H_enc = E(I_H, I_H - I_L); the file = codec(I_H_enc), a normal
             file any viewer opens (it shows I_H_enc after compression).
 decompress: decode the file (I_L_enc), output = D(I_L_enc) (the trained decoder).
-A hiding-jpeg file names its model in a JPEG comment (COM) segment, "tfcomp-hiding:MODEL"
-(about 30 bytes, counted in bpp); decompressing a JPEG without it still works: the default
-model's decoder then acts as a plain artifact-removal filter, and `notice` says so.
+A hiding-jpeg file names its model in a JPEG comment (COM) segment,
+"tfcomp-hiding:MODEL:ID" (about 40 bytes, counted in bpp), ID being the first 8 hex digits of
+a SHA-256 over the encoder's and decoder's weights (`weights_id`): decoding with other weights
+(e.g. `--weights` of another training run) is refused. Files of earlier versions,
+"tfcomp-hiding:MODEL", decode with the named model. Decompressing a JPEG without the marker
+still works: the default model's decoder then acts as a plain artifact-removal filter, and
+`notice` says so. hiding-bpg files carry no marker (BPG has no comment segment here).
 """
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import BitstreamError, InputError
 from ..codecs.base import Codec
 
-__all__ = ["HidingJpegCodec", "HidingBpgCodec", "COMMENT_PREFIX"]
+__all__ = ["HidingJpegCodec", "HidingBpgCodec", "COMMENT_PREFIX", "weights_id", "marker",
+           "parse_marker"]
 
 COMMENT_PREFIX = b"tfcomp-hiding:"
+
+
+def weights_id(model):
+    """8 hex digits of SHA-256 over a model's variables (shapes and float32 values, in order)."""
+    import hashlib
+    h = hashlib.sha256()
+    for v in model.weights:
+        value = np.asarray(v.numpy(), np.float32)
+        h.update(repr(value.shape).encode())
+        h.update(value.tobytes())
+    return h.hexdigest()[:8]
+
+
+def marker(name, model):
+    """The COM segment's text that names the model and its weights."""
+    return COMMENT_PREFIX + f"{name}:{weights_id(model)}".encode()
+
+
+def parse_marker(comment):
+    """(model name, weights id or None) from a COM segment's bytes; None if not a marker."""
+    if not comment.startswith(COMMENT_PREFIX):
+        return None
+    text = comment[len(COMMENT_PREFIX):].decode("ascii", "replace")
+    name, _, wid = text.partition(":")
+    return name, (wid or None)
 
 
 def _models(codec):
@@ -28,10 +58,12 @@ class _HidingCodec(Codec):
     base = None          # the plain codec's registry name
     default_models = ()  # (quality or None = any, model name) in order of preference
 
-    def __init__(self, **options):
+    def __init__(self, weights=None, **options):
         # The "model" option's allowed values are the registered models of this codec.
         self.options = dict(self.options, model=tuple(_models(self.name)))
         super().__init__(**options)
+        self.weights = weights  # the user's .weights.h5 of the chosen model's architecture
+        self._user = {}
         from ..codecs import get_codec
         self.plain = get_codec(self.base)
         self.notice = ""
@@ -64,9 +96,17 @@ class _HidingCodec(Codec):
         from .. import models
         return any(models.is_available(m) for _, m in self.default_models)
 
-    def _networks(self, name):
+    def _model(self, name):
+        """The hiding model `name` with its shipped weights, or the --weights file."""
         from .. import models
-        model = models.load_model(name)
+        if not self.weights:
+            return models.load_model(name)
+        if name not in self._user:
+            self._user[name] = models.load_model(name, weights=self.weights)
+        return self._user[name]
+
+    def _networks(self, name):
+        model = self._model(name)
         return model.encoder, model.decoder
 
     # -- encode / decode ------------------------------------------------------------
@@ -121,32 +161,44 @@ class HidingJpegCodec(_HidingCodec):
                       (None, "hiding-jpeg-blind"))
 
     def _write(self, sent, quality, name):
-        return self.plain.jpeg_bytes(sent, quality, comment=COMMENT_PREFIX + name.encode())
+        return self.plain.jpeg_bytes(sent, quality, comment=marker(name, self._model(name)))
 
     def _model_from_file(self, data):
-        import io
-        from PIL import Image
-        from .. import models
         self.notice = ""
-        if self.settings.get("model"):
-            return self.settings["model"]
-        try:
-            with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
-                comment = img.info.get("comment", b"")
-        except Exception:  # the decode that follows reports a broken file properly
-            comment = b""
-        if isinstance(comment, str):
-            comment = comment.encode("latin-1", "replace")
-        if comment.startswith(COMMENT_PREFIX):
-            name = comment[len(COMMENT_PREFIX):].decode("ascii", "replace")
-            if name in _models(self.name):
-                return name  # load_model names the missing weights file if need be
-            self.notice = f"file names an unknown hiding model {name!r}; "
+        found = parse_marker(_jpeg_comment(data))
+        forced = self.settings.get("model")
+        if found is not None and found[0] in _models(self.name) and forced in (None, found[0]):
+            name, wid = found
+            # load_model names a missing weights file if need be
+            have = weights_id(self._model(name))
+            if wid is not None and wid != have:
+                raise BitstreamError(
+                    f"{self.name}: this file was made by other {name} weights (id {wid}; "
+                    f"these are {have}): pass the --weights that made it")
+            return name
+        if forced:
+            return forced
+        if found is not None:
+            self.notice = f"file names an unknown hiding model {found[0]!r}; "
         else:
             self.notice = "no hidden-residual marker in this JPEG; "
         name = self.model_for(self.quality_default)
         self.notice += f"decoded with {name}'s decoder acting as an artifact-removal filter"
         return name
+
+
+def _jpeg_comment(data):
+    """The COM segment Pillow reads from a JPEG file (b"" if none or unreadable)."""
+    import io
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
+            comment = img.info.get("comment", b"")
+    except Exception:  # the decode that follows reports a broken file properly
+        comment = b""
+    if isinstance(comment, str):
+        comment = comment.encode("latin-1", "replace")
+    return comment
 
 
 class HidingBpgCodec(_HidingCodec):
