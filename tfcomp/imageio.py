@@ -17,6 +17,7 @@ from .errors import InputError
 
 __all__ = [
     "DECODE_ERRORS",
+    "pillow_allows_budget",
     "pad_to_multiple",
     "READ_MODES",
     "WRITE_FORMATS",
@@ -43,8 +44,8 @@ WRITE_FORMATS = {
     ".ppm": "PPM",
 }
 
-# Pillow's bomb check follows the pixel budget (see _decode); its warning between the budget
-# and twice the budget is noise, as the budget check refuses those images itself.
+# Pillow's bomb warning (above its own limit, below twice that) is noise here: the budget check
+# right after Image.open refuses or accepts those images itself.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 # Bytes read to find a JPEG's frame header (its APPn segments come first).
@@ -204,6 +205,15 @@ def _check_jpeg_fill(fp, name):
                          f"the file has only {size} bytes (at least {needed} needed)")
 
 
+def pillow_allows_budget():
+    """Raises Pillow's own bomb limit (``Image.MAX_IMAGE_PIXELS``) to the pixel budget when the
+    budget is larger, so Image.open does not refuse what the budget allows. It is never
+    lowered (other Pillow users in the process keep their limit): the budget itself is checked
+    right after Image.open, which reads only the header."""
+    if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < limits.max_pixels():
+        Image.MAX_IMAGE_PIXELS = limits.max_pixels()
+
+
 def _over_budget(name):
     """The error for an image Pillow itself finds over the budget (its bomb check)."""
     return InputError(f"{name}: image is too large (over the pixel budget of "
@@ -212,8 +222,7 @@ def _over_budget(name):
 
 def _decode(fp, name, mode):
     """Decode an open binary stream into (uint8 array, info dict); raises InputError."""
-    if Image.MAX_IMAGE_PIXELS is not None:  # Pillow's own bomb check follows the budget
-        Image.MAX_IMAGE_PIXELS = limits.max_pixels()
+    pillow_allows_budget()
     try:
         img = Image.open(fp, formats=_open_formats())
     except Image.DecompressionBombError:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from .. import limits
 from ..errors import BitstreamError
-from ..imageio import DECODE_ERRORS
+from ..imageio import DECODE_ERRORS, pillow_allows_budget
 from .base import Codec
 
 __all__ = ["JpegCodec", "WebpCodec", "Jpeg2000Codec", "pillow_decode", "check_jpeg_header"]
@@ -36,8 +36,7 @@ def pillow_decode(data, codec_name, formats):
     """
     if "JPEG" in formats:
         check_jpeg_header(data, codec_name)
-    if Image.MAX_IMAGE_PIXELS is not None:  # Pillow's own bomb check follows the budget
-        Image.MAX_IMAGE_PIXELS = limits.max_pixels()
+    pillow_allows_budget()
     try:
         with Image.open(io.BytesIO(data), formats=formats) as img:
             limits.check_pixels(img.width, img.height,
