@@ -224,7 +224,7 @@ def test_bench_cwic_times_every_stage():
     label, nbytes, rows = bench_cwic(natural_rgb(40, 56, seed=4), repeat=1)
     assert label.startswith("cwic") and nbytes > 0
     assert [r[0].split()[1] for r in rows] == ["encoder", "range", "range", "decoder",
-                                               "compress", "decompress"]
+                                               "compress", "decompress", "first", "first"]
     assert all(r[1] > 0 for r in rows)
 
 

@@ -271,3 +271,15 @@ def test_savedmodel_runs_in_a_tf_only_process(tiny, registry):
     assert result == {"same_bytes": True, "refused": True, "tfcomp": []}
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"),
                                   np.asarray(Image.open(tmp_path / "y.png")))
+
+
+def test_networks_convert_to_tflite_and_onnx_with_parity(tiny):
+    """The encoder and decoder alone (no coding ops) in TFLite and ONNX: float32 within 1e-5
+    of TF, and the same bits and importance levels."""
+    from tfcomp.cwic.export import network_parity
+    rows = network_parity(tiny, natural_rgb(32, 48, seed=8))
+    assert [(r["network"], r["format"]) for r in rows] == [
+        ("encoder", "tflite"), ("encoder", "onnx"), ("decoder", "tflite"), ("decoder", "onnx")]
+    for row in rows:
+        assert row["max_abs"] < 1e-5, row
+        assert row["bits_equal"] in (None, 1.0), row
