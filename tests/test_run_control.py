@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -155,3 +156,13 @@ def test_ctrl_c_on_the_training_script_saves_exits_130_and_resumes(tmp_path, cap
     assert f"resuming from step {step}\n" in capsys.readouterr().out
     assert json.loads(_epochs(run_dir)[-1])["step"] == step + 2
     assert (tmp_path / "final.weights.h5").is_file()
+
+
+def test_a_global_batch_that_does_not_split_over_the_replicas_is_refused(tmp_path):
+    two = types.SimpleNamespace(num_replicas_in_sync=2)
+    with pytest.raises(ValueError, match="does not split over 2 replicas"):
+        fit_and_save(None, None, None, run_dir=str(tmp_path), out=None, steps=1,
+                     steps_per_epoch=1, strategy=two, batch_size=3)
+    from tfcomp.training import train_jpdse
+    with pytest.raises(ValueError, match="does not split over 2 replicas"):
+        train_jpdse(data=str(tmp_path), run_dir=str(tmp_path), strategy=two, batch_size=1)

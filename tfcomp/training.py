@@ -284,9 +284,8 @@ def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_pe
     """
     if steps < 1 or steps_per_epoch < 1:
         raise ValueError(f"steps and steps_per_epoch must be >= 1, got {steps}, {steps_per_epoch}")
-    replicas = strategy.num_replicas_in_sync
-    if batch_size and batch_size % replicas:
-        raise ValueError(f"the global batch {batch_size} does not split over {replicas} replicas")
+    if batch_size:
+        _check_replica_batch(batch_size, strategy)
     steps_per_epoch = min(steps_per_epoch, steps)
     with SignalFlag() as flag:
         model = _build_under(strategy, build_fn, compile_fn, init_weights, init_loader)
@@ -307,6 +306,15 @@ def fit_and_save(build_fn, compile_fn, dataset, *, run_dir, out, steps, steps_pe
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
         save_slim_weights(model, build_fn, target)
     return model, history
+
+
+def _check_replica_batch(batch_size, strategy):
+    """The global batch must split evenly over the replicas: the models' training steps give
+    each replica an equal share of the loss (1 / num_replicas_in_sync)."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(f"the global batch {batch_size} does not split over {replicas} "
+                         "replicas: use a multiple of the number of replicas")
 
 
 def _build_under(strategy, build_fn, compile_fn, init_weights, init_loader):
@@ -490,6 +498,7 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     from .jpdse.semantic import cityscapes_frames, split_frames
 
     strategy = strategy or make_strategy(cpu_devices)
+    _check_replica_batch(batch_size, strategy)  # fit_and_save does not see the batch size
     train, heldout = split_frames(cityscapes_frames(data))
     show = (lambda it: progress(it, len(it), "BPG cache")) if verbose else None
     records = prepare_frames(train, qps, size, cache_dir, progress=show)
