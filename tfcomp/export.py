@@ -44,7 +44,7 @@ __all__ = [
     "export_savedmodel", "export_tflite", "export_onnx", "export", "export_command",
     "find_savedmodels", "update_models_config", "representative_images", "parity_images",
     "photo_crops", "run_tflite", "run_onnx", "parity", "format_parity", "parity_row",
-    "read_manifest", "load_custom_ops", "MANIFEST",
+    "read_manifest", "load_custom_ops", "codec_rows", "not_applicable", "MANIFEST",
 ]
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -166,6 +166,8 @@ class Exporter(abc.ABC):
         self.weights = spec.weights_path if spec is not None else None
         if spec is not None and spec.custom_ops:
             self.custom_ops = tuple(spec.custom_ops)
+        if spec is not None and spec.codec:  # a codec's model: its own knob
+            self.check_quality_default = spec.quality_default
 
     @property
     def model_name(self):
@@ -208,9 +210,23 @@ class Exporter(abc.ABC):
         """What the parity check runs on, in words (the CLI prints it above the table)."""
         return f"JPEG q{quality} crops of scikit-image photos"
 
+    def cli_codec(self):
+        """The registry codec whose files the SavedModel writes and reads (None if none)."""
+        if self.spec is None or not self.spec.codec:
+            return None
+        from .codecs import get_codec
+        return get_codec(self.spec.codec)
+
     def savedmodel_rows(self, path, quality, size, cache):
-        """Parity rows of the SavedModel at ``path`` (``cache``: see :func:`parity`)."""
-        return []
+        """Parity rows of the SavedModel at ``path`` (``cache``: see :func:`parity`). By
+        default a codec SavedModel (``compress`` and ``decompress``) is checked against the
+        registry codec (:func:`codec_rows`); other kinds override this."""
+        import tensorflow as tf
+        codec = self.cli_codec()
+        loaded = tf.saved_model.load(path)
+        if codec is None or not {"compress", "decompress"} <= set(loaded.signatures):
+            return []
+        return codec_rows(loaded, path, codec, quality, size)
 
     def network(self, key=None):
         nets = self.networks()
@@ -369,6 +385,46 @@ class ImageToImageExporter(Exporter):
             want.append(restore_array(self.model, dec))
             cases.append((orig, dec))
         return uint8_row("savedmodel", self.bytes_signature, "", path, got, want, cases, times)
+
+
+def codec_rows(loaded, path, codec, quality, size):
+    """A codec SavedModel against the CLI's codec on photo crops: ``compress`` (inputs
+    ``image`` and, if it takes one, ``quality``) must write the same bytes as
+    ``codec.encode``; ``decompress`` of the codec's files must give its pixels (1 level).
+
+    The file is the compress output named like decompress's one string input (e.g.
+    ``jpeg_bytes``); [] when decompress takes more than the file.
+    """
+    import tensorflow as tf
+    compress, decompress = loaded.signatures["compress"], loaded.signatures["decompress"]
+    takes = compress.structured_input_signature[1]
+    files = decompress.structured_input_signature[1]
+    if len(files) != 1:
+        return []
+    key = next(iter(files))
+    crops = photo_crops(*size)
+    ours, theirs, t_c = [], [], []
+    for _, crop in crops:
+        feeds = {"image": tf.constant(crop)}
+        if "quality" in takes:
+            feeds["quality"] = tf.constant(quality, tf.int32)
+        t = time.perf_counter()
+        ours.append(compress(**feeds)[key].numpy())
+        t_c.append(time.perf_counter() - t)
+        theirs.append(codec.encode(crop, quality))
+    same = sum(a == b for a, b in zip(ours, theirs))
+    rows = [uint8_row("savedmodel", "compress", "", path, [codec.decode(f) for f in ours],
+                      [codec.decode(f) for f in theirs], [(c, None) for _, c in crops], t_c,
+                      max_levels=0, note=f"{same}/{len(crops)} files byte-identical",
+                      ok=same == len(crops))]
+    got, t_d = [], []
+    for data in theirs:
+        t = time.perf_counter()
+        got.append(decompress(**{key: tf.constant(data)})["image"].numpy())
+        t_d.append(time.perf_counter() - t)
+    rows.append(uint8_row("savedmodel", "decompress", "", path, got,
+                          [codec.decode(f) for f in theirs], [(c, None) for _, c in crops], t_d))
+    return rows
 
 
 def assert_pixels(height, width, limit, what):
@@ -728,8 +784,12 @@ def export_tflite(model, out_dir, name=None, quantize="float32", tile=None, weig
                                               "tflite")
     name = exporter.name
     fn = net.tflite_function(tile)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [fn.get_concrete_function()], getattr(fn, "keras_model", net.model))
+    # The converter saves its trackable object: a module holding only the variables saves in
+    # a fraction of the time a Keras model takes (which traces every layer's call).
+    holder = tf.Module()
+    holder.model_variables = list(getattr(fn, "keras_model", net.model).variables)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()],
+                                                                holder)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -24,8 +24,8 @@ import struct
 import numpy as np
 
 from ..errors import InputError
-from ..export import (DEFAULT_MAX_PIXELS, Exporter, Network, assert_pixels, photo_crops,
-                      u8_to_float, uint8_row)
+from ..export import DEFAULT_MAX_PIXELS, Exporter, Network, assert_pixels, photo_crops, \
+    u8_to_float
 
 __all__ = ["HidingExporter", "pillow_style_jpeg", "PILLOW_JFIF_DENSITY", "BPG_LIBRARY"]
 
@@ -113,10 +113,17 @@ class HidingExporter(Exporter):
         from ..codecs.bpg import bpg_roundtrip
         return bpg_roundtrip(image, quality)[0]
 
-    def _write_graph(self, sent, quality):
+    def comment(self):
+        """The COM segment the CLI writes into a hiding-jpeg file of this model (computed
+        eagerly: it hashes the weights), a constant of the compress graph."""
+        from . import codec
+        if hasattr(codec, "marker"):
+            return codec.marker(self.model_name, self.model)
+        return codec.COMMENT_PREFIX + self.model_name.encode()
+
+    def _write_graph(self, sent, quality, comment):
         if self.codec == "jpeg":
-            from .codec import COMMENT_PREFIX
-            return pillow_style_jpeg(sent, quality, COMMENT_PREFIX + self.model_name.encode())
+            return pillow_style_jpeg(sent, quality, comment)
         from ..codecs.bpg import LEVEL_DEFAULT, bpg_encode
         return bpg_encode(sent, quality, "420", LEVEL_DEFAULT, False)
 
@@ -145,6 +152,7 @@ class HidingExporter(Exporter):
         import tensorflow as tf
         lo, hi = self.quality_range
         model = self.model
+        comment = self.comment() if self.codec == "jpeg" else b""
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
                                       tf.TensorSpec([], tf.int32, name="quality")])
@@ -158,7 +166,7 @@ class HidingExporter(Exporter):
             x = tf.cast(image, tf.float32)[None] / 255.0
             p = tf.cast(plain, tf.float32)[None] / 255.0
             sent = self._to_u8(model.encoder(tf.concat([x, x - p], -1), training=False))[0]
-            return {"hidden": sent, self.bytes_name: self._write_graph(sent, quality)}
+            return {"hidden": sent, self.bytes_name: self._write_graph(sent, quality, comment)}
 
         @tf.function(input_signature=[tf.TensorSpec([], tf.string, name=self.bytes_name)])
         def decompress(data):
@@ -194,6 +202,7 @@ class HidingExporter(Exporter):
         codec = get_codec(f"hiding-{self.codec}")
         codec.model_for = lambda quality: self.model_name
         codec._model_from_file = lambda data: self.model_name
+        codec._model = lambda name: self.model
         codec._networks = lambda name: (self.model.encoder, self.model.decoder)
         return codec
 
@@ -215,36 +224,3 @@ class HidingExporter(Exporter):
             decoded = u8_to_float(plain.decode(plain.encode(sent, quality)))
             out.append((name, decoded, target, decoded))
         return out
-
-    def savedmodel_rows(self, path, quality, size, cache):
-        """compress against the CLI's encode (bytes), decompress of the CLI's files against
-        the CLI's decode (pixels)."""
-        import time
-        import tensorflow as tf
-        loaded = tf.saved_model.load(path)
-        codec = self.cli_codec()
-        crops = photo_crops(*size)
-        files, sm_files, t_c, t_d, got, want, cases = [], [], [], [], [], [], []
-        for _, crop in crops:
-            t = time.perf_counter()
-            out = loaded.signatures["compress"](image=tf.constant(crop),
-                                                quality=tf.constant(quality, tf.int32))
-            t_c.append(time.perf_counter() - t)
-            sm_files.append(out[self.bytes_name].numpy())
-            files.append(codec.encode(crop, quality))
-        same = sum(a == b for a, b in zip(sm_files, files))
-        plain = self._plain()
-        compress_row = uint8_row(
-            "savedmodel", "compress", "", path,
-            [plain.decode(f) for f in sm_files], [plain.decode(f) for f in files],
-            [(c, None) for _, c in crops], t_c, max_levels=0,
-            note=f"{same}/{len(files)} files byte-identical", ok=same == len(files))
-        for (_, crop), data in zip(crops, files):
-            t = time.perf_counter()
-            img = loaded.signatures["decompress"](**{self.bytes_name: tf.constant(data)})
-            t_d.append(time.perf_counter() - t)
-            got.append(img["image"].numpy())
-            want.append(codec.decode(data))
-            cases.append((crop, plain.decode(data)))
-        return [compress_row, uint8_row("savedmodel", "decompress", "", path, got, want, cases,
-                                        t_d, max_levels=1)]
