@@ -6,8 +6,10 @@ generated folder of many small JPEGs.
 Each configuration runs in a fresh subprocess (TensorFlow imported there), which builds
 its dataset, takes a first batch (the startup column: listing, header scan, and for a
 cached pipeline the decoding of every image), then counts batches for --seconds. Its peak
-resident memory is the child's ru_maxrss (os.wait4). Ratios are against the old cached
-pipeline on the training images, measured in the same run.
+resident memory is the child's ru_maxrss (os.wait4), its CPU time per patch the
+process's user + system time over the window. Ratios are against the old cached pipeline
+on the training images, measured first and again last in the same run (the mean of the
+two; their spread shows how much the machine's load drifted).
 
 The generated folder (--images JPEGs of 256x256, random crops of the training images at
 quality 90) and its TFRecord shards are written under a temporary folder in /tmp and
@@ -33,10 +35,11 @@ __all__ = ["old_patch_dataset", "generate_images", "main"]
 def old_patch_dataset(source, config, batch_size, seed=0):
     """`patch_dataset` as it was before streaming (commit 429dfcc): every image decoded
     into memory (`.cache()`), shuffled with a buffer of all images, one random crop per
-    image visit, all of it in one map per patch. Built from tfcomp.data's crop, degradation
-    and conversion steps, which are the old `_augment` cut in three."""
+    image visit, all of it in one map per patch. Built from tfcomp.data's window,
+    degradation and conversion steps, which are the old `_augment`'s code, with its
+    rotation and flip (tf.image.rot90 and a tf.cond; tfcomp.data has one switch_case)."""
     import tensorflow as tf
-    from tfcomp.data import _crop, _degrade, _to_float, image_sizes, list_images
+    from tfcomp.data import _degrade, _orientation, _to_float, _window, image_sizes, list_images
 
     paths = list_images(source)
     image_sizes(paths)  # the old smaller-than-the-patch check read every header too
@@ -48,7 +51,10 @@ def old_patch_dataset(source, config, batch_size, seed=0):
 
     def augment(i, image):
         s = tf.random.experimental.stateless_split(tf.stack([tf.cast(seed, tf.int64), i]), num=8)
-        patch = _crop(image, s, config)
+        turns, flip = _orientation(s, config)
+        patch = tf.image.rot90(_window(image, s, config), turns)
+        patch = tf.cond(flip > 0, lambda: tf.image.flip_left_right(patch), lambda: patch)
+        patch = tf.ensure_shape(patch, [config.patch_size, config.patch_size, config.channels])
         return _to_float(_degrade(patch, s[7], config), patch)
 
     ds = tf.data.Dataset.from_tensor_slices(paths).map(
@@ -154,7 +160,7 @@ def _run_measured(spec):
 
 def _table(rows):
     headers = ["images", "pipeline", "cached", "crops/img", "startup s", "patches/s",
-               "patches/s vs old", "CPU ms/patch", "CPU vs old", "peak RSS MiB"]
+               "vs old", "CPU ms/patch", "vs old", "peak RSS MiB"]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in rows:
         lines.append("| " + " | ".join([
@@ -214,6 +220,8 @@ def main(argv=None):
         ]
         if args.skip_old_large:
             configs.pop(3)
+        # The reference again at the end: the spread of its two rows is the run's drift.
+        configs.append((small, "old (again)", dict(pipeline="old", source=data)))
         rows = []
         for set_name, name, spec in configs:
             result = _run_measured({**base, **spec})
@@ -223,10 +231,12 @@ def main(argv=None):
                   f"{result['peak_rss_mib']:6.0f} MiB", file=sys.stderr)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    reference = rows[0]
+    first, last = rows[0], rows[-1]
+    speed = (first["patches_per_s"] + last["patches_per_s"]) / 2
+    cost = (first["cpu_ms_per_patch"] + last["cpu_ms_per_patch"]) / 2
     for r in rows:
-        r["ratio"] = r["patches_per_s"] / reference["patches_per_s"]
-        r["cpu_ratio"] = r["cpu_ms_per_patch"] / reference["cpu_ms_per_patch"]
+        r["ratio"] = r["patches_per_s"] / speed
+        r["cpu_ratio"] = r["cpu_ms_per_patch"] / cost
     print(f"batch {args.batch} of {args.patch}x{args.patch} patches, JPEG q"
           f"{args.quality_range[0]}..{args.quality_range[1]}, {args.seconds:g} s per row")
     print(_table(rows))

@@ -137,8 +137,9 @@ def test_large_sets_are_not_cached(tmp_path, budget, cached):
                        cache_budget=budget, shuffle_buffer=4)
     it = iter(ds)
     next(it)
-    for i in range(4):
-        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / f"{i}.png")
+    for i in range(4):  # atomically: the pipeline is reading ahead in other threads
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "new.tmp", format="PNG")
+        os.replace(tmp_path / "new.tmp", tmp_path / f"{i}.png")
     late = np.concatenate([next(it)[1].numpy() for _ in range(30)])
     assert (late.max(axis=(1, 2, 3)) == 0).any() != cached
 

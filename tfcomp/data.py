@@ -130,6 +130,13 @@ class PatchConfig:
 def _crop(image, s, cfg):
     """One random uint8 [p, p, C] patch of `image` (rescale, rotation, flip), stateless in
     the seeds s[0..6] of an 8-way split."""
+    turns, flip = _orientation(s, cfg)
+    return tf.ensure_shape(_orient(_window(image, s, cfg), turns, flip),
+                           [cfg.patch_size, cfg.patch_size, cfg.channels])
+
+
+def _window(image, s, cfg):
+    """The random window, rescaled to p x p (uint8), of `_crop` (seeds s[0..3])."""
     p = cfg.patch_size
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
@@ -149,12 +156,35 @@ def _crop(image, s, cfg):
         lambda: patch,
         lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(
             patch, [p, p], method="bicubic", antialias=True)), 0, 255), tf.uint8))
+    return patch
+
+
+def _orientation(s, cfg):
+    """(quarter turns 0..3, flip 0/1) int32 scalars of `_crop` (seeds s[4..6])."""
     do_rot = tf.random.stateless_uniform([], s[4]) < cfg.rot_prob
     turns = tf.where(do_rot, tf.random.stateless_uniform([], s[5], 1, 4, dtype=tf.int32), 0)
-    patch = tf.image.rot90(patch, turns)
-    patch = tf.cond(tf.random.stateless_uniform([], s[6]) < cfg.flip_prob,
-                    lambda: tf.image.flip_left_right(patch), lambda: patch)
-    return tf.ensure_shape(patch, [p, p, cfg.channels])
+    return turns, tf.cast(tf.random.stateless_uniform([], s[6]) < cfg.flip_prob, tf.int32)
+
+
+def _rot90(image, k):
+    """tf.image.rot90(image, k) for a Python int k in 0..3 (the same ops)."""
+    if k == 1:
+        return tf.transpose(tf.reverse(image, [1]), [1, 0, 2])
+    if k == 2:
+        return tf.reverse(image, [0, 1])
+    if k == 3:
+        return tf.reverse(tf.transpose(image, [1, 0, 2]), [1])
+    return image
+
+
+def _orient(image, turns, flip):
+    """`turns` counter-clockwise quarter turns, then a left-right flip if `flip` (int32
+    scalars): tf.image.rot90 and flip_left_right's pixels in one switch_case, instead of
+    their four conditionals."""
+    def branch(k, f):
+        return lambda: tf.reverse(_rot90(image, k), [1]) if f else _rot90(image, k)
+
+    return tf.switch_case(turns * 2 + flip, [branch(k, f) for k in range(4) for f in (0, 1)])
 
 
 def _crops(index, image, seed, cfg, n):
