@@ -11,6 +11,10 @@ context (n steps) and a same-channel up/left context (n (h + w - 1) steps). The 
 map is coded row by row with a context from the row above. Probabilities are integer 16-bit
 CDF tables counted on training images, so encoder and decoder use exactly the same numbers on
 any machine. Coding uses tensorflow-compression's range coder.
+
+.cwic files are coded by the same contexts in TF ops inside the model's graph
+(tfcomp.cwic.graph, CWIC.compress / decompress); this numpy coder is the reference those are
+tested against (byte-identical streams) and what table fitting and the context study use.
 """
 
 import numpy as np
