@@ -340,7 +340,7 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
                    quality_sampling="uniform", identity=True, loss_power=0.0,
                    precision="float32", keep_epochs=False, quality_gate=False, gate_only=False,
-                   verbose=1, strategy=None, backup_every=None):
+                   verbose=1, strategy=None, crops_per_image=None, backup_every=None):
     """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
 
     `quality_sampling` ("uniform" / "log") is how a quality range is drawn (PatchConfig).
@@ -365,7 +365,8 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
 
     strategy = strategy or make_strategy(cpu_devices)
     config = PatchConfig(patch_size=patch_size, channels=channels, quality=quality,
-                         quality_range=quality_range, quality_sampling=quality_sampling)
+                         quality_range=quality_range, quality_sampling=quality_sampling,
+                         crops_per_image=crops_per_image)
     dataset = patch_dataset(data, config, batch_size, seed=seed)
     if loss_power:
         dataset = dataset.map(lambda x, y: (x, y, relative_weights(x, y, loss_power)))
@@ -413,13 +414,16 @@ def _adam_compile(lr_schedule):
     return compile_fn
 
 
-def _clean_patches(data, eval_data, patch_size, multiple, batch_size, seed):
+def _clean_patches(data, eval_data, patch_size, multiple, batch_size, seed,
+                   crops_per_image=None):
     """(training dataset, validation arrays or None) of clean patches, for models that
     compress their input themselves (the codec is inside the model)."""
     from .data import PatchConfig, eval_patches, patch_dataset
     if patch_size % multiple:
         raise ValueError(f"patch size must be a multiple of {multiple}, got {patch_size}")
-    dataset = patch_dataset(data, PatchConfig(patch_size=patch_size), batch_size, seed=seed)
+    dataset = patch_dataset(data, PatchConfig(patch_size=patch_size,
+                                              crops_per_image=crops_per_image),
+                            batch_size, seed=seed)
     return dataset, (eval_patches(eval_data, patch_size, 3, None) if eval_data else None)
 
 
@@ -427,14 +431,15 @@ def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", targ
                gamma=1e-3, use_binarizer=True, use_importance=True, distortion="mse",
                mse_weight=0.0, steps=10000, steps_per_epoch=250, batch_size=8, patch_size=128,
                lr_schedule="1e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
-               strategy=None, backup_every=None):
+               strategy=None, crops_per_image=None, backup_every=None):
     """Trains the content-weighted codec's networks (distortion + thresholded rate loss)."""
     from .cwic.model import build_cwic
 
     if distortion == "ms-ssim" and patch_size < 88:
         raise ValueError(f"the ms-ssim distortion needs patches >= 88 pixels, got {patch_size}")
     strategy = strategy or make_strategy(cpu_devices)
-    dataset, validation = _clean_patches(data, eval_data, patch_size, 8, batch_size, seed)
+    dataset, validation = _clean_patches(data, eval_data, patch_size, 8, batch_size, seed,
+                                         crops_per_image)
 
     def build_fn():
         return build_cwic(config, use_binarizer=use_binarizer, use_importance=use_importance,
@@ -452,7 +457,7 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
                  quality_range=None, strategy_kind=2, fidelity=0.1, rate_weight=0.0,
                  width=48, depth=5, decoder_init=None, steps=4000, steps_per_epoch=250,
                  batch_size=8, patch_size=128, lr_schedule="1e-4", init_weights=None, seed=0,
-                 cpu_devices=1, verbose=1, strategy=None, backup_every=None):
+                 cpu_devices=1, verbose=1, strategy=None, crops_per_image=None, backup_every=None):
     """Trains the residual-hiding encoder/decoder with the real codec in the loop.
 
     `strategy_kind` is the paper's training strategy (1: simulated-JPEG gradient, 2:
@@ -462,7 +467,8 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
     from .hiding.model import build_hiding
 
     strategy = strategy or make_strategy(cpu_devices)
-    dataset, validation = _clean_patches(data, eval_data, patch_size, 16, batch_size, seed)
+    dataset, validation = _clean_patches(data, eval_data, patch_size, 16, batch_size, seed,
+                                         crops_per_image)
 
     def build_fn():
         return build_hiding(codec=codec, quality=quality, quality_range=quality_range,
