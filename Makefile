@@ -8,12 +8,17 @@ OPS     := tfcomp/_bpg_ops.so
 OPS_SRC := $(wildcard tfcomp/csrc/bpg/*.c tfcomp/csrc/bpg/*.h) tfcomp/csrc/bpg_ops.cc tfcomp/csrc/build.py
 FUZZ_SECONDS ?= 60
 WEB_DEPS := serving/web/node_modules/@tensorflow/tfjs-tflite
+# `make setup GPU=1` also installs TensorFlow's CUDA wheels (tensorflow[and-cuda], setup.py's
+# "gpu" extra) for training on NVIDIA GPUs.
+GPU    ?=
+GPU_PKG := tensorflow[and-cuda]==2.14.1
+GPU_STAMP := $(VENV)/.tfcomp-gpu-installed
 
-.PHONY: all setup system-deps ops fuzz fuzz-c fuzz-py demo test bench bench-pipeline eval-restorers clean
+.PHONY: all setup system-deps ops fuzz fuzz-c fuzz-py demo test bench bench-pipeline bench-train eval-restorers clean
 
 all: test
 
-setup: $(STAMP) $(OPS) $(WEB_DEPS)
+setup: $(STAMP) $(OPS) $(WEB_DEPS) $(if $(GPU),$(GPU_STAMP))
 
 system-deps:
 	@bash .ci/system-deps.sh
@@ -49,6 +54,11 @@ $(STAMP): requirements.txt setup.py
 	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# GPU=1: TensorFlow's CUDA wheels on top of the pinned install (once; its own stamp).
+$(GPU_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --disable-pip-version-check -q "$(GPU_PKG)"
+	@touch $(GPU_STAMP)
+
 demo: setup
 	$(BIN)/tfcomp demo --out demo_out
 
@@ -62,6 +72,10 @@ bench: setup
 # on the 149 training images (../shared/data) and 20,000 generated JPEGs (in /tmp; ~10 min).
 bench-pipeline: setup
 	$(BIN)/python benchmarks/bench_pipeline.py
+
+# Seconds per training step of every model (narrow and paper configs) per precision, one run.
+bench-train: setup
+	$(BIN)/python benchmarks/bench_train_step.py
 
 # Reproduce the README's restorer tables (needs ../shared/data).
 eval-restorers: setup

@@ -56,6 +56,7 @@ setup(
         "grpcio==1.85.1",
         "ai-edge-litert==2.3.0",
     ],
-    extras_require={"test": ["pytest==8.3.3"]},
+    # `pip install .[gpu]`: TensorFlow with its CUDA/cuDNN wheels (NVIDIA GPUs on Linux).
+    extras_require={"test": ["pytest==8.3.3"], "gpu": ["tensorflow[and-cuda]==2.14.1"]},
     entry_points={"console_scripts": ["tfcomp=tfcomp.cli:main"]},
 )

@@ -1,5 +1,5 @@
 """The `tfcomp` command line: codecs, models, compress, decompress, restore, evaluate, plot,
-report, export, serve, demo, data pack."""
+report, export, serve, demo, data pack, train."""
 
 import argparse
 import json
@@ -463,6 +463,9 @@ def build_parser():
     s.add_argument("--shard-size", type=int, default=1000, metavar="N",
                    help="images per shard (default %(default)s)")
     s.set_defaults(func=cmd_data_pack)
+
+    from .train_cli import add_train_command  # no TensorFlow import until a run starts
+    add_train_command(sub)
     return p
 
 

@@ -7,12 +7,14 @@ import tempfile
 
 import tensorflow as tf
 
+from .errors import InputError
+from .precision import PRECISIONS
 from .run_control import RunBackup, SignalFlag, StepControl, interrupted, optimizer_step
 
 __all__ = ["make_strategy", "is_chief", "parse_lr_schedule", "psnr_metric",
            "standard_callbacks", "worker_dir", "ImageLogger", "fit_and_save", "save_slim_weights",
            "copy_network_weights", "halve_weights_file", "average_weights_files",
-           "precision_policy", "PRECISIONS", "train_restorer", "train_cwic", "train_hiding",
+           "precision_policy", "PRECISIONS", "HIDING_NO_JIT", "train_restorer", "train_cwic", "train_hiding",
            "train_jpdse"]
 
 
@@ -37,16 +39,17 @@ def make_strategy(cpu_devices=1):
     return tf.distribute.MirroredStrategy(devices)
 
 
-PRECISIONS = ("float32", "mixed_bfloat16")
-
-
 @contextlib.contextmanager
 def precision_policy(name):
     """Sets the Keras global dtype policy for the models built inside; restores it after.
 
     "mixed_bfloat16" computes in bfloat16 with float32 variables (so checkpoints and shipped
     weights stay float32); on CPUs with AMX / AVX512-BF16 it trains the restorer ~2.4x
-    faster than float32 here (make bench). Elsewhere it can be slower.
+    faster than float32 (make bench); on CPUs without bf16 units it is much slower.
+    "mixed_float16" computes in float16 with float32 variables, for GPUs with tensor cores;
+    compile() then wraps the optimizer in a LossScaleOptimizer and the models' own
+    train_steps scale their losses (tfcomp.precision). On a CPU it works, slowly.
+    Every model keeps its output image, losses and (CWIC) codes and importance map float32.
     """
     if name not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {name!r}")
@@ -144,7 +147,9 @@ class ImageLogger(tf.keras.callbacks.Callback):
     """Writes [input | output | target] strips of a fixed sample to TensorBoard each epoch.
 
     `sample` = (model inputs, inputs image, target image) as batched tensors; the model is
-    called on the first element.
+    called on the first element. The inputs image may instead be a function
+    `shown(model, inputs)` -> images, drawn each epoch (what the model makes of its input:
+    CWIC's importance map, the image hiding sends).
     """
 
     def __init__(self, log_dir, sample, name="samples"):
@@ -155,6 +160,8 @@ class ImageLogger(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         inputs, shown, target = self.sample
         output = tf.clip_by_value(self.model(inputs, training=False), 0.0, 1.0)
+        if callable(shown):
+            shown = tf.clip_by_value(tf.cast(shown(self.model, inputs), tf.float32), 0.0, 1.0)
         with self.writer.as_default():
             tf.summary.image(self.name, tf.concat([shown, output, target], axis=2), step=epoch,
                              max_outputs=4)
@@ -340,7 +347,7 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
                    quality_sampling="uniform", identity=True, loss_power=0.0,
                    precision="float32", keep_epochs=False, quality_gate=False, gate_only=False,
-                   verbose=1, strategy=None, crops_per_image=None, backup_every=None):
+                   verbose=1, strategy=None, crops_per_image=None, backup_every=None, jit=False):
     """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
 
     `quality_sampling` ("uniform" / "log") is how a quality range is drawn (PatchConfig).
@@ -348,8 +355,9 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
     (data.relative_weights): 1 balances the qualities in relative terms, 0 is plain MSE.
 
     `identity=True` starts from the identity map (tfcomp.restorer.model.identity_init) unless
-    `init_weights` are given. `precision` is a precision_policy name: "mixed_bfloat16"
-    trains with bfloat16 compute; the weights written are float32 either way.
+    `init_weights` are given. `precision` is a precision_policy name ("mixed_bfloat16",
+    "mixed_float16" with loss scaling); the weights written are float32 either way. `jit`
+    compiles the training step with XLA (every train_* function takes both).
     `keep_epochs` also keeps every epoch's weights (checkpoints/epoch-NNN.weights.h5), e.g.
     for checkpoint averaging (average_weights_files).
     `quality_gate` trains the gated model (build_restorer(quality_gate=True)); its
@@ -392,9 +400,10 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
 
     def compile_fn(model):
         model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)),
-                      loss="mse", metrics=[psnr_metric])
+                      loss="mse", metrics=[psnr_metric], jit_compile=jit)
 
-    callbacks = []
+    x, y = _sample_batch(dataset, validation)
+    callbacks = [_image_logger(run_dir, strategy, (x, x, y), "jpeg|restored|original")]
     if keep_epochs:
         callbacks.append(tf.keras.callbacks.ModelCheckpoint(
             os.path.join(worker_dir(run_dir, strategy), "checkpoints", "epoch-{epoch:03d}.weights.h5"),
@@ -407,11 +416,44 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                             init_loader=load_core_weights, backup_every=backup_every)[1]
 
 
-def _adam_compile(lr_schedule):
+def _adam_compile(lr_schedule, jit=False):
     """compile_fn for models with their own train_step (the loss lives in the model)."""
     def compile_fn(model):
-        model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)))
+        model.compile(optimizer=tf.keras.optimizers.Adam(parse_lr_schedule(lr_schedule)),
+                      jit_compile=jit)
     return compile_fn
+
+
+def _sample_batch(dataset, validation, count=4):
+    """Up to `count` (input, target) images for the TensorBoard strips: the first
+    validation patches, else one training batch."""
+    if validation is not None:
+        x, y = validation[0][:count], validation[1][:count]
+    else:
+        batch = next(iter(dataset.take(1)))
+        x, y = batch[0][:count], batch[1][:count]
+    return tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.float32)
+
+
+def _image_logger(run_dir, strategy, sample, name):
+    """ImageLogger writing to this worker's RUN_DIR/tensorboard/images."""
+    return ImageLogger(os.path.join(worker_dir(run_dir, strategy), "tensorboard"), sample,
+                       name=name)
+
+
+def _cwic_importance(model, x):
+    """CWIC's importance map as a grey image at the input's size (8x8 blocks)."""
+    p = model.analyse(x)[1]
+    p = tf.repeat(tf.repeat(p, model.STRIDE, axis=1), model.STRIDE, axis=2)
+    return tf.tile(p, [1, 1, 1, 3])
+
+
+def _hiding_sent(model, x):
+    """The file hiding sends, as any viewer decodes it (the plain codec's output side)."""
+    from .hiding.model import real_codec, st_quantize
+    q = model.quality
+    sent = st_quantize(model.hide(x, real_codec(x, q, model.codec)[0]))
+    return real_codec(sent, q, model.codec)[0]
 
 
 def _clean_patches(data, eval_data, patch_size, multiple, batch_size, seed,
@@ -431,8 +473,11 @@ def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", targ
                gamma=1e-3, use_binarizer=True, use_importance=True, distortion="mse",
                mse_weight=0.0, steps=10000, steps_per_epoch=250, batch_size=8, patch_size=128,
                lr_schedule="1e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
-               strategy=None, crops_per_image=None, backup_every=None):
-    """Trains the content-weighted codec's networks (distortion + thresholded rate loss)."""
+               strategy=None,
+               crops_per_image=None, backup_every=None, precision="float32", jit=False):
+    """Trains the content-weighted codec's networks (distortion + thresholded rate loss).
+
+    `precision` and `jit` as in train_restorer."""
     from .cwic.model import build_cwic
 
     if distortion == "ms-ssim" and patch_size < 88:
@@ -446,25 +491,45 @@ def train_cwic(*, data, run_dir, out=None, eval_data=None, config="narrow", targ
                           target=target, gamma=gamma, distortion=distortion,
                           mse_weight=mse_weight)
 
-    return fit_and_save(build_fn, _adam_compile(lr_schedule), dataset, run_dir=run_dir, out=out,
-                        steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
-                        validation=validation, batch_size=batch_size,
-                        init_weights=init_weights, verbose=verbose,
-                        backup_every=backup_every)[1]
+    x, _ = _sample_batch(dataset, validation)
+    logger = _image_logger(run_dir, strategy, (x, _cwic_importance, x),
+                           "importance|decoded|original")
+    return _fit_own_step(build_fn, dataset, validation, logger, precision, jit, lr_schedule,
+                         run_dir=run_dir, out=out, steps=steps, steps_per_epoch=steps_per_epoch,
+                         strategy=strategy, batch_size=batch_size, init_weights=init_weights,
+                         verbose=verbose, backup_every=backup_every)
+
+
+def _fit_own_step(build_fn, dataset, validation, logger, precision, jit, lr_schedule, **fit):
+    """fit_and_save of a model with its own train_step (Adam), under `precision`, with the
+    ImageLogger `logger`; returns the History."""
+    with precision_policy(precision):
+        return fit_and_save(build_fn, _adam_compile(lr_schedule, jit), dataset,
+                            validation=validation, callbacks=[logger], **fit)[1]
+
+
+#: Why `tfcomp train hiding --jit` is refused.
+HIDING_NO_JIT = ("--jit: the hiding model runs the real JPEG/BPG codec inside its training "
+                 "step (string and custom ops), which XLA cannot compile")
 
 
 def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quality=50,
                  quality_range=None, strategy_kind=2, fidelity=0.1, rate_weight=0.0,
                  width=48, depth=5, decoder_init=None, steps=4000, steps_per_epoch=250,
                  batch_size=8, patch_size=128, lr_schedule="1e-4", init_weights=None, seed=0,
-                 cpu_devices=1, verbose=1, strategy=None, crops_per_image=None, backup_every=None):
+                 cpu_devices=1, verbose=1, strategy=None, crops_per_image=None, backup_every=None,
+                 precision="float32", jit=False):
     """Trains the residual-hiding encoder/decoder with the real codec in the loop.
 
     `strategy_kind` is the paper's training strategy (1: simulated-JPEG gradient, 2:
     identity gradient through the codec); `strategy` is the tf.distribute strategy.
     `decoder_init` starts D from a restorer's weights (e.g. restorer-blind's).
+    `precision` as in train_restorer; `jit` is refused (see HIDING_NO_JIT).
     """
     from .hiding.model import build_hiding
+
+    if jit:
+        raise InputError(HIDING_NO_JIT)
 
     strategy = strategy or make_strategy(cpu_devices)
     dataset, validation = _clean_patches(data, eval_data, patch_size, 16, batch_size, seed,
@@ -476,11 +541,13 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
                             width=width, depth=depth,
                             decoder_init=None if init_weights else decoder_init)
 
-    return fit_and_save(build_fn, _adam_compile(lr_schedule), dataset, run_dir=run_dir, out=out,
-                        steps=steps, steps_per_epoch=steps_per_epoch, strategy=strategy,
-                        validation=validation, batch_size=batch_size,
-                        init_weights=init_weights, verbose=verbose,
-                        backup_every=backup_every)[1]
+    x, _ = _sample_batch(dataset, validation)
+    logger = _image_logger(run_dir, strategy, (x, _hiding_sent, x),
+                           f"sent_{codec}{quality}|revealed|original")
+    return _fit_own_step(build_fn, dataset, validation, logger, precision, False, lr_schedule,
+                         run_dir=run_dir, out=out, steps=steps, steps_per_epoch=steps_per_epoch,
+                         strategy=strategy, batch_size=batch_size, init_weights=init_weights,
+                         verbose=verbose, backup_every=backup_every)
 
 
 def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512, 256),
@@ -488,7 +555,7 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
                 loss_weights=None, steps=2000, steps_per_epoch=100, batch_size=1,
                 lr_schedule="2e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
                 strategy=None, generator_out=None, label_scale=1, crop=None,
-                backup_every=None):
+                backup_every=None, precision="float32", jit=False):
     """Trains JPD-SE (one phase) on the Cityscapes frames under `data` (train split).
 
     BPG-decoded inputs come from tfcomp.jpdse.data (cached per QP under `cache_dir`); the
@@ -497,6 +564,7 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     `generator_out` the generator's alone (what the jpdse-bpg codec ships). `label_scale`:
     train on the semantics a receiver decodes from coarse side information (1 = lossless).
     `crop` = (W, H): train on random windows of the frames (validation: whole frames).
+    `precision` and `jit` as in train_restorer.
     """
     from .evaluate import progress
     from .jpdse.data import frame_dataset, prepare_frames
@@ -514,8 +582,8 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     validation = frame_dataset(held, (eval_qp,), 1, flip=False, repeat=False, shuffle=False,
                                label_scale=label_scale)
     (sem, dec), tgt = next(iter(validation.take(1)))
-    logger = ImageLogger(os.path.join(worker_dir(run_dir, strategy), "tensorboard"),
-                         ((sem, dec), dec, tgt), name=f"bpg_qp{eval_qp}|enhanced|original")
+    logger = _image_logger(run_dir, strategy, ((sem, dec), dec, tgt),
+                           f"bpg_qp{eval_qp}|enhanced|original")
 
     def build_fn():
         return build_jpdse(config, phase=phase, vgg_weights=vgg_weights, **(loss_weights or {}))
@@ -523,13 +591,14 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     def compile_fn(model):
         lr = parse_lr_schedule(lr_schedule)
         model.compile(g_optimizer=tf.keras.optimizers.Adam(lr, beta_1=0.5),
-                      d_optimizer=tf.keras.optimizers.Adam(lr, beta_1=0.5))
+                      d_optimizer=tf.keras.optimizers.Adam(lr, beta_1=0.5), jit_compile=jit)
 
-    model, history = fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out,
-                                  steps=steps, steps_per_epoch=steps_per_epoch,
-                                  strategy=strategy, validation=validation,
-                                  init_weights=init_weights, verbose=verbose,
-                                  callbacks=[logger], backup_every=backup_every)
+    with precision_policy(precision):
+        model, history = fit_and_save(build_fn, compile_fn, dataset, run_dir=run_dir, out=out,
+                                      steps=steps, steps_per_epoch=steps_per_epoch,
+                                      strategy=strategy, validation=validation,
+                                      init_weights=init_weights, verbose=verbose,
+                                      callbacks=[logger], backup_every=backup_every)
     if generator_out and is_chief(strategy):
         os.makedirs(os.path.dirname(os.path.abspath(generator_out)), exist_ok=True)
         model.generator.save_weights(generator_out)

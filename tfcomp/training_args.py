@@ -3,6 +3,8 @@
 import argparse
 import os
 
+from .precision import PRECISIONS
+
 __all__ = ["training_parser", "run_options"]
 
 
@@ -22,18 +24,21 @@ def _positive(text):
     return value
 
 
-def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval_help=None):
+def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval_help=None,
+                    parser=None):
     """An ArgumentParser with the flags every `training/train_*.py` script has.
 
     Data (--data, --eval-data), bookkeeping (--run-dir, --out, --backup-every), the
     schedule (--steps, --steps-per-epoch, --batch, --patch, --crops-per-image, --lr,
-    --init-weights, --seed), --cpu-devices and --quiet. Scripts add their own flags and pass
-    `run_options(args)` to the library.
+    --init-weights, --seed), the compute (--cpu-devices, --precision, --jit) and --quiet.
+    Scripts add their own flags and pass `run_options(args)` to the library. `parser`: add
+    the flags to this parser (e.g. a `tfcomp train MODEL` subparser) instead of a new one.
     """
     # A checkpoint read while training writes it must not crash the run (HDF5 file locks).
     os.environ.setdefault("HDF5_USE_FILE_LOCKING", "FALSE")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser or argparse.ArgumentParser(description=doc,
+                                          formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="training image folders or globs")
     p.add_argument("--eval-data", help=eval_help or "validation folder (centre crops)")
     p.add_argument("--run-dir", required=True, help="checkpoints, backup (resume), TensorBoard logs")
@@ -58,6 +63,13 @@ def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval
     p.add_argument("--seed", type=int, default=0, help="shuffle/augmentation seed")
     p.add_argument("--cpu-devices", type=int, default=1,
                    help="without GPUs, split the CPU into N logical devices (MirroredStrategy replicas)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="compute precision (variables and saved weights stay float32): "
+                        "mixed_float16 for GPUs with tensor cores (loss-scaled), mixed_bfloat16 "
+                        "for CPUs with AMX/AVX512-BF16 or TPUs; both are slow on other CPUs "
+                        "(README benchmarks); default %(default)s")
+    p.add_argument("--jit", action="store_true",
+                   help="compile the training step with XLA (jit_compile=True); not for hiding")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -68,7 +80,8 @@ def run_options(args):
     opts = dict(data=args.data, run_dir=args.run_dir, eval_data=args.eval_data, steps=args.steps,
                 steps_per_epoch=args.steps_per_epoch, batch_size=args.batch,
                 patch_size=args.patch, lr_schedule=args.lr, init_weights=args.init_weights,
-                seed=args.seed, verbose=0 if args.quiet else 1, backup_every=args.backup_every)
+                seed=args.seed, verbose=0 if args.quiet else 1, backup_every=args.backup_every,
+                precision=args.precision, jit=args.jit)
     if getattr(args, "crops_per_image", None) is not None:
         opts["crops_per_image"] = args.crops_per_image
     return opts

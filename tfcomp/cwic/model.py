@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import TfcompError
+from ..precision import replica_loss, unscaled_gradients
 
 __all__ = ["CONFIGS", "DISTORTIONS", "ms_ssim_4", "binarize", "importance_mask",
            "kept_channels", "CWIC", "build_cwic", "IMAGE_SPEC", "BYTES_SPEC"]
@@ -135,9 +136,9 @@ def _global_mean(value):
     return context.all_reduce(tf.distribute.ReduceOp.MEAN, value)
 
 
-def _conv(filters, size, strides=1, activation="relu", name=None):
+def _conv(filters, size, strides=1, activation="relu", name=None, dtype=None):
     return tf.keras.layers.Conv2D(filters, size, strides=strides, padding="same",
-                                  activation=activation, name=name)
+                                  activation=activation, name=name, dtype=dtype)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfcomp", name="CwicRes")
@@ -168,9 +169,10 @@ def _encoder(cfg):
     x = _Res(c2, r, name="res2")(x)
     x = _conv(c2, 3, name="conv3x3")(x)
     features = _Res(c2, r, name="res3")(x)
-    codes = _conv(cfg["n"], 1, activation="sigmoid", name="to_codes")(features)
+    # The codes (binarizer input) and the importance map stay float32 under mixed precision.
+    codes = _conv(cfg["n"], 1, activation="sigmoid", name="to_codes", dtype="float32")(features)
     imp = _conv(cfg["imp"], 3, name="imp_conv3x3")(features)
-    p = _conv(1, 1, activation="sigmoid", name="imp_map")(imp)
+    p = _conv(1, 1, activation="sigmoid", name="imp_map", dtype="float32")(imp)
     return tf.keras.Model(x_in, [codes, p], name="encoder")
 
 
@@ -187,8 +189,8 @@ def _decoder(cfg):
     x = _Res(d2, r, name="res_c")(x)
     x = tf.keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, 4), name="d2s_4")(x)
     x = _conv(d3, 3, name="conv_d")(x)
-    x = _conv(3, 1, activation=None, name="to_rgb")(x)
-    y = tf.keras.layers.Lambda(lambda t: (t + 1.0) / 2.0, name="to_01")(x)
+    x = _conv(3, 1, activation=None, name="to_rgb", dtype="float32")(x)
+    y = tf.keras.layers.Lambda(lambda t: (t + 1.0) / 2.0, name="to_01", dtype="float32")(x)
     return tf.keras.Model(b_in, y, name="decoder")
 
 
@@ -342,12 +344,12 @@ class CWIC(tf.keras.Model):
 
     def train_step(self, data):
         x = data[0] if isinstance(data, tuple) else data
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             loss, logs = self._objective(x, True)
-            # apply_gradients sums the replicas' gradients: each contributes its share.
-            scaled = loss / replicas
-        grads = tape.gradient(scaled, self.trainable_variables)
+            # This replica's share (apply_gradients sums them), loss-scaled under float16.
+            scaled = replica_loss(loss, self.optimizer)
+        grads = unscaled_gradients(tape.gradient(scaled, self.trainable_variables),
+                                   self.optimizer)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._update(logs)
 

@@ -17,6 +17,7 @@ straight-through uint8 rounding/clipping before it; gradients pass the codec by 
 
 import tensorflow as tf
 
+from ..precision import replica_loss, unscaled_gradients
 from ..restorer.model import DEFAULT_WIDTHS, build_restorer, load_core_weights
 
 __all__ = ["build_hiding_encoder", "build_hiding", "HidingModel", "st_quantize", "real_codec",
@@ -41,9 +42,10 @@ def build_hiding_encoder(channels=3, width=48, depth=5, name="hiding_encoder"):
     for i in range(depth - 1):
         x = tf.keras.layers.Conv2D(width, 3, padding="same", name=f"enc_conv{i + 1}")(x)
         x = tf.keras.layers.PReLU(shared_axes=[1, 2], name=f"enc_prelu{i + 1}")(x)
+    # The sent image stays float32 under mixed precision (I_H is added exactly).
     delta = tf.keras.layers.Conv2D(channels, 3, padding="same", kernel_initializer="zeros",
-                                   name="enc_out")(x)
-    outputs = tf.keras.layers.Add(name="hidden")([image, delta])
+                                   name="enc_out", dtype="float32")(x)
+    outputs = tf.keras.layers.Add(name="hidden", dtype="float32")([image, delta])
     return tf.keras.Model(inputs, outputs, name=name)
 
 
@@ -205,7 +207,9 @@ class HidingModel(tf.keras.Model):
         return output, loss, stats
 
     def call(self, clean, training=False):
-        return self._forward(clean, training)[0]
+        # A mixed policy's __call__ casts the input to the compute dtype: the codec and the
+        # losses work on float32.
+        return self._forward(tf.cast(clean, tf.float32), training)[0]
 
     def _update(self, loss, stats):
         self._trackers["loss"].update_state(loss)
@@ -219,12 +223,12 @@ class HidingModel(tf.keras.Model):
 
     def train_step(self, data):
         clean = self._clean(data)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             _, loss, stats = self._forward(clean, True)
-            # apply_gradients sums the replicas' gradients: each contributes its share.
-            scaled = loss / replicas
-        grads = tape.gradient(scaled, self.trainable_variables)
+            # This replica's share (apply_gradients sums them), loss-scaled under float16.
+            scaled = replica_loss(loss, self.optimizer)
+        grads = unscaled_gradients(tape.gradient(scaled, self.trainable_variables),
+                                   self.optimizer)
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
         return self._update(loss, stats)
 

@@ -28,6 +28,8 @@ import os
 
 import tensorflow as tf
 
+from ..precision import loss_scale_optimizer, replica_loss, unscaled_gradients
+
 __all__ = ["NUM_LABELS", "SEMANTIC_CHANNELS", "INPUT_CHANNELS", "CONFIGS", "PHASES",
            "InstanceNorm", "ReflectionPad2D", "AvgPoolExcludePad", "size_multiple",
            "build_generator", "build_discriminator", "lsgan_d_loss", "lsgan_g_loss",
@@ -105,8 +107,10 @@ class InstanceNorm(tf.keras.layers.Layer):
         self.epsilon = float(epsilon)
 
     def call(self, x):
-        mean, var = tf.nn.moments(x, axes=[1, 2], keepdims=True)
-        return (x - mean) * tf.math.rsqrt(var + self.epsilon)
+        # Statistics in float32 also under mixed precision (float16 squares overflow).
+        x32 = tf.cast(x, tf.float32)
+        mean, var = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+        return tf.cast((x32 - mean) * tf.math.rsqrt(var + self.epsilon), x.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -159,9 +163,13 @@ def _init():
     return tf.keras.initializers.RandomNormal(0.0, 0.02)
 
 
-def _conv(filters, size, strides=1, name=None):
+def _conv(filters, size, strides=1, name=None, dtype=None):
     return tf.keras.layers.Conv2D(filters, size, strides=strides, padding="valid",
-                                  kernel_initializer=_init(), name=name)
+                                  kernel_initializer=_init(), name=name, dtype=dtype)
+
+
+#: The generator's output layers compute in float32 under mixed precision.
+_F32 = "float32"
 
 
 # Networks -------------------------------------------------------------------------------
@@ -213,7 +221,8 @@ def build_generator(config="narrow", name="jpdse_generator"):
     if cfg.get("g_local") and not cfg.get("g_residual"):
         raise ValueError("g_local needs g_residual")
     if cfg.get("g_residual"):
-        x = tf.keras.layers.Conv2D(3, 7, kernel_initializer="zeros", name="out_conv")(x)
+        x = tf.keras.layers.Conv2D(3, 7, kernel_initializer="zeros", name="out_conv",
+                                   dtype=_F32)(x)
         if cfg.get("g_local"):
             layers, width = cfg["g_local"]
             y = tf.keras.layers.Concatenate(name="local_input")(
@@ -222,15 +231,16 @@ def build_generator(config="narrow", name="jpdse_generator"):
                 y = tf.keras.layers.Conv2D(width, 3, padding="same", activation="relu",
                                            name=f"local{i + 1}_conv")(y)
             y = tf.keras.layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros",
-                                       name="local_out_conv")(y)
-            x = tf.keras.layers.Add(name="add_local")([x, y])
-        x = tf.keras.layers.Activation("tanh", name="out_tanh")(x)
-        x = tf.keras.layers.Add(name="add_decoded")([inputs[..., SEMANTIC_CHANNELS:], x])
-        outputs = tf.keras.layers.ReLU(max_value=1.0, name="to_01")(x)  # clip to [0, 1]
+                                       name="local_out_conv", dtype=_F32)(y)
+            x = tf.keras.layers.Add(name="add_local", dtype=_F32)([x, y])
+        x = tf.keras.layers.Activation("tanh", name="out_tanh", dtype=_F32)(x)
+        x = tf.keras.layers.Add(name="add_decoded", dtype=_F32)(
+            [inputs[..., SEMANTIC_CHANNELS:], x])
+        outputs = tf.keras.layers.ReLU(max_value=1.0, name="to_01", dtype=_F32)(x)  # clip
     else:
-        x = _conv(3, 7, name="out_conv")(x)
-        x = tf.keras.layers.Activation("tanh", name="out_tanh")(x)
-        outputs = tf.keras.layers.Rescaling(0.5, offset=0.5, name="to_01")(x)
+        x = _conv(3, 7, name="out_conv", dtype=_F32)(x)
+        x = tf.keras.layers.Activation("tanh", name="out_tanh", dtype=_F32)(x)
+        outputs = tf.keras.layers.Rescaling(0.5, offset=0.5, name="to_01", dtype=_F32)(x)
     return tf.keras.Model(inputs, outputs, name=name)
 
 
@@ -278,8 +288,8 @@ def build_discriminator(config="narrow", name="jpdse_discriminator"):
 # Losses ---------------------------------------------------------------------------------
 
 def _patch(out):
-    """The patch map of one scale: the last feature if given the full list."""
-    return out[-1] if isinstance(out, (list, tuple)) else out
+    """The patch map of one scale (float32): the last feature if given the full list."""
+    return tf.cast(out[-1] if isinstance(out, (list, tuple)) else out, tf.float32)
 
 
 def lsgan_d_loss(real_outs, fake_outs):
@@ -311,8 +321,14 @@ def feature_matching_loss(real_feats, fake_feats):
     for real, fake in zip(real_feats, fake_feats):
         weight = 4.0 / (len(real) - 1) / num_d  # len(real) - 1 = n_layers + 1
         for r, f in zip(real[:-1], fake[:-1]):
-            total += weight * tf.reduce_mean(tf.abs(f - tf.stop_gradient(r)))
+            total += weight * _l1(f, r)
     return tf.convert_to_tensor(total, tf.float32)
+
+
+def _l1(fake, real):
+    """mean|fake - stop_gradient(real)| of two feature maps, in float32."""
+    fake, real = tf.cast(fake, tf.float32), tf.cast(real, tf.float32)
+    return tf.reduce_mean(tf.abs(fake - tf.stop_gradient(real)))
 
 
 def distortion_loss(a, b, kind="l1"):
@@ -379,8 +395,7 @@ class VGGPerceptual:
         """The weighted L1 over the five layers; real features are not differentiated."""
         fake_f = self.features(fake)
         real_f = self.features(real)
-        return tf.add_n([w * tf.reduce_mean(tf.abs(f - tf.stop_gradient(r)))
-                         for w, f, r in zip(VGG_WEIGHTS, fake_f, real_f)])
+        return tf.add_n([w * _l1(f, r) for w, f, r in zip(VGG_WEIGHTS, fake_f, real_f)])
 
 
 # Training model -------------------------------------------------------------------------
@@ -459,8 +474,8 @@ class JpdseModel(tf.keras.Model):
             g_optimizer = tf.keras.optimizers.Adam(2e-4, beta_1=0.5)
         if d_optimizer is None:
             d_optimizer = tf.keras.optimizers.Adam(2e-4, beta_1=0.5)
-        super().compile(optimizer=g_optimizer, **kwargs)
-        self.d_optimizer = d_optimizer
+        super().compile(optimizer=g_optimizer, **kwargs)  # loss-scaled under mixed_float16
+        self.d_optimizer = loss_scale_optimizer(d_optimizer, self)
         # Created here, not in __init__, so weight files of an uncompiled model hold only the
         # networks (see tfcomp.hiding.model).
         names = ("g_loss", "d_loss", "g_gan", "g_fm", "g_vgg", "dist", "psnr", "psnr_in")
@@ -479,7 +494,7 @@ class JpdseModel(tf.keras.Model):
 
     def generator_input(self, semantics, decoded):
         """The 39-channel generator input; the image channels are zeroed in phase 1."""
-        decoded = tf.convert_to_tensor(decoded, tf.float32)
+        decoded = tf.cast(decoded, tf.float32)  # a mixed policy's call casts inputs to float16
         if self.phase == 1:
             decoded = tf.fill(tf.shape(decoded), PHASE1_DECODED)
         return tf.concat([tf.cast(semantics, tf.float32), decoded], axis=-1)
@@ -515,7 +530,6 @@ class JpdseModel(tf.keras.Model):
     def train_step(self, data):
         semantics, decoded, target = self.unpack(data)
         semantics = tf.cast(semantics, tf.float32)
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         adversarial = self.phase in (1, 2)
         zero = tf.constant(0.0)
         with tf.GradientTape(persistent=adversarial) as tape:
@@ -536,13 +550,13 @@ class JpdseModel(tf.keras.Model):
             else:
                 d_loss = g_gan = g_fm = g_vgg = zero
                 g_loss = self.lambda_dist * dist
-            g_scaled = g_loss / replicas
-            d_scaled = d_loss / replicas
+            g_scaled = replica_loss(g_loss, self.optimizer)
+            d_scaled = replica_loss(d_loss, self.d_optimizer)
         g_vars = self.generator.trainable_variables
-        g_grads = tape.gradient(g_scaled, g_vars)
+        g_grads = unscaled_gradients(tape.gradient(g_scaled, g_vars), self.optimizer)
         if adversarial:
             d_vars = self.discriminator.trainable_variables
-            d_grads = tape.gradient(d_scaled, d_vars)
+            d_grads = unscaled_gradients(tape.gradient(d_scaled, d_vars), self.d_optimizer)
             self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
         del tape
         self.optimizer.apply_gradients(zip(g_grads, g_vars))
