@@ -162,9 +162,15 @@ def _graph_errors():
 
 
 def _first_line(error):
-    """The reason a graph assertion gives (its message's first line, without TF's prefix)."""
-    text = getattr(error, "message", str(error)).strip().splitlines()[0]
-    return text.split("cwic: ", 1)[-1] if "cwic: " in text else text
+    """The reason a graph assertion gives: its "cwic: ..." line (TF puts "Graph execution
+    error:" and the node's traceback before it), else a generic one for a broken stream."""
+    lines = [ln.strip() for ln in getattr(error, "message", str(error)).splitlines()]
+    for ln in lines:
+        if "cwic: " in ln:
+            return ln.split("cwic: ", 1)[1].rstrip("]'\" ")  # TF quotes assertion data
+    first = next((ln for ln in lines if ln and not ln.startswith(("Graph execution error",
+                                                                    "Detected at node"))), "")
+    return f"corrupted or truncated stream ({first})" if first else "corrupted or truncated stream"
 
 
 def compress_array(model, tables, rate, image):
