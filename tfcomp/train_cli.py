@@ -237,6 +237,9 @@ def _run_jpdse(args, p):
     opts = run_options(args)
     for unused in ("eval_data", "patch_size"):
         opts.pop(unused)
+    if opts.pop("crops_per_image", None) is not None:
+        p.error("--crops-per-image is for the patch-trained models; jpdse trains on frames "
+                "(random windows with --crop)")
     opts["data"] = args.data[0]
     train_jpdse(**opts, out=args.out, phase=args.phase, config=args.config,
                 size=tuple(args.size), qps=tuple(args.qps), eval_qp=args.eval_qp,
