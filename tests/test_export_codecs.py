@@ -215,21 +215,21 @@ def test_jpdse_decompress_matches_the_cli_decode_steps(registered, exported):
                                     edges=tf.constant(inputs["edges"]))
 
 
-def test_shipped_jpdse_savedmodel_decodes_cli_files(tmp_path):
-    """jpdse-bpg-p3: `tfcomp compress --codec jpdse-bpg` -> SavedModel decompress (with the
-    container parsed by decompress_inputs) equals `tfcomp decompress`."""
-    if not models.is_available("jpdse-bpg-p3") or not bpg.library_present():
-        pytest.skip("jpdse-bpg-p3 weights or the BPG op are not installed")
+def test_jpdse_savedmodel_decodes_cli_files(registered, exported, tmp_path, monkeypatch):
+    """`tfcomp compress --codec jpdse-bpg` -> SavedModel decompress (the container parsed by
+    decompress_inputs) equals `tfcomp decompress` (the tiny generator stands in as model id 1)."""
+    from tfcomp.jpdse import codec as jpdse_codec
     from tfcomp.jpdse.export import decompress_inputs, synthetic_labels
-    crop = E.photo_crops(40, 56)[0][1]
+    monkeypatch.setattr(jpdse_codec, "MODEL_IDS", {1: JPDSE})
+    crop = E.photo_crops(40, 58)[0][1]
     Image.fromarray(crop).save(tmp_path / "in.png")
     Image.fromarray(synthetic_labels(crop)).save(tmp_path / "labels.png")
     assert _cli("compress", tmp_path / "in.png", "-o", tmp_path / "f.jpdse", "--codec",
                 "jpdse-bpg", "--labels", tmp_path / "labels.png", "--quality", 36)[0] == 0
     assert _cli("decompress", tmp_path / "f.jpdse", "-o", tmp_path / "out.png")[0] == 0
-    path = E.export_savedmodel("jpdse-bpg-p3", str(tmp_path / "ex"), update_config=False)
-    sm = tf.saved_model.load(path)
-    inputs, _ = decompress_inputs((tmp_path / "f.jpdse").read_bytes())
+    sm = tf.saved_model.load(os.path.join(exported["out"], JPDSE, "1"))
+    inputs, name = decompress_inputs((tmp_path / "f.jpdse").read_bytes())
+    assert name == JPDSE
     got = sm.signatures["decompress"](**{k: tf.constant(v) for k, v in inputs.items()})
     np.testing.assert_array_equal(got["image"].numpy(), np.asarray(Image.open(tmp_path / "out.png")))
 
@@ -267,8 +267,31 @@ def test_hiding_bpg_exporter_records_the_op_library(registered):
 
 
 # -- serving ---------------------------------------------------------------------------------------
+CWIC = "tiny-cwic-export-test"
+
+
 @pytest.fixture(scope="module")
-def server(exported):
+def cwic_model(exported):
+    """A tiny CWIC with fitted context tables, exported next to the others (CwicExporter)."""
+    from imagegen import natural_rgb
+    from tfcomp.cwic.codec import analyse
+    from tfcomp.cwic.coding import ContextTables
+    from tfcomp.cwic.export import CwicExporter
+    from tfcomp.cwic.model import build_cwic
+    tf.keras.utils.set_random_seed(1)
+    model = build_cwic("tiny")
+    tables = ContextTables(model.n, model.levels)
+    for seed in (11, 12):
+        tables.accumulate(*analyse(model, natural_rgb(64, 80, seed)))
+    model.set_tables(tables, rate=5)
+    exporter = CwicExporter(model)
+    exporter.name, exporter.kind = CWIC, "learned"
+    E.export_savedmodel(exporter, exported["out"])
+    return model
+
+
+@pytest.fixture(scope="module")
+def server(exported, cwic_model):
     from tfcomp.serving import ModelServer
     srv = ModelServer(os.path.join(exported["out"], "models.config"), rest_port=0, grpc_port=0,
                       host="127.0.0.1").start()
@@ -329,3 +352,20 @@ def test_server_loads_the_bpg_op_from_the_manifest(server, registered):
     exporter = E.get_exporter(JPDSE)
     np.testing.assert_array_equal(np.asarray(out, np.uint8),
                                   exporter.reference_decode(bpg.decode(stream), labels, edges))
+
+
+def test_rest_round_trip_of_cwic_equals_the_codec(server, cwic_model):
+    """CWIC's SavedModel (tensorflow-compression's ops, imported from the manifest) over REST:
+    the same file and pixels as the codec's own path (what `tfcomp compress --codec cwic`
+    runs)."""
+    from tfcomp.cwic.codec import compress_array, decompress_array
+    crop = E.photo_crops(32, 48)[1][1]
+    want = compress_array(cwic_model, cwic_model.tables, 5, crop)
+    out = _rest(server, CWIC, {"signature_name": "compress",
+                               "inputs": {"image": crop.tolist()}})["outputs"]
+    data = base64.b64decode(out["cwic_bytes"]["b64"])
+    assert data == want
+    image = _rest(server, CWIC, {"signature_name": "decompress", "inputs": {
+        "cwic_bytes": {"b64": base64.b64encode(data).decode()}}})["outputs"]
+    np.testing.assert_array_equal(np.asarray(image, np.uint8),
+                                  decompress_array(cwic_model, cwic_model.tables, data))

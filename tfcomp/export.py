@@ -208,6 +208,8 @@ class Exporter(abc.ABC):
 
     def check_description(self, quality):
         """What the parity check runs on, in words (the CLI prints it above the table)."""
+        if self.spec is not None and self.spec.codec:
+            return f"{self.spec.codec} quality {quality} on crops of scikit-image photos"
         return f"JPEG q{quality} crops of scikit-image photos"
 
     def cli_codec(self):
@@ -282,7 +284,7 @@ class ImageToImageExporter(Exporter):
                                     size=size, channels=self.channels))
 
     def _cases(self, height, width, quality):
-        return [(n, u8_to_float(orig), u8_to_float(dec), u8_to_float(dec))
+        return [(n, u8_to_float(dec), u8_to_float(orig), u8_to_float(dec))
                 for n, orig, _, dec in parity_images(height, width, quality, self.channels)]
 
     def networks(self):
