@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfcomp import models
+from tfcomp import registry as registry_module
 from tfcomp.cwic import codec as cwic_codec
 from tfcomp.codecs import get_codec
 from tfcomp.cwic.coding import ContextTables, decode_streams, encode_streams
@@ -190,6 +191,7 @@ def test_registry_codec_and_cli(tiny, tmp_path, monkeypatch, capsys):
     """A cwic rate model registered with weights + tables works through the codec and the CLI."""
     from tfcomp.cli import main
     monkeypatch.setattr(models, "WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(registry_module, "WEIGHTS_DIR", str(tmp_path))  # ModelSpec paths
     monkeypatch.setattr(models, "_LOADED", {})
     tiny.save_weights(str(tmp_path / "t.weights.h5"))
     tables = ContextTables(tiny.n, tiny.levels)

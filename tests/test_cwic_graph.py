@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from imagegen import natural_rgb
 from tfcomp import models
+from tfcomp import registry as registry_module
 from tfcomp.cwic import codec as cwic_codec
 from tfcomp.cwic.coding import ContextTables, decode_streams, encode_streams
 from tfcomp.cwic.model import CWIC, _Res, build_cwic
@@ -209,6 +210,7 @@ print(json.dumps({"same_bytes": made["cwic_bytes"].numpy() == data, "refused": r
 def registry(tiny, tmp_path, monkeypatch):
     """The registry with one cwic rate model, "cwic-5" = the tiny model (weights on disk)."""
     monkeypatch.setattr(models, "WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setattr(registry_module, "WEIGHTS_DIR", str(tmp_path))  # ModelSpec paths
     monkeypatch.setattr(models, "_LOADED", {"cwic-5": tiny})  # its functions are traced
     tiny.save_weights(str(tmp_path / "t.weights.h5"))
     tiny.tables.save(str(tmp_path / "t.ctx.npz"))
