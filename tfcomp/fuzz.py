@@ -187,10 +187,15 @@ def _run_jpdse(data):
 
 
 def _fix_cwic_crc(data):
-    """Recomputes the CRC of a .cwic file (header bytes 14..17 cover everything after 18)."""
-    if len(data) < 18 or data[:4] != b"CWIC":
+    """Recomputes the CRC of a .cwic file: the header's last 4 bytes cover everything after
+    the header (18 bytes in version 2, 26 in version 3 with its model id)."""
+    from .cwic.codec import HEADERS
+    if len(data) < 6 or data[:4] != b"CWIC" or data[4] not in HEADERS:
         return data
-    return data[:14] + struct.pack(">I", zlib.crc32(data[18:])) + data[18:]
+    size = HEADERS[data[4]].size
+    if len(data) < size:
+        return data
+    return data[:size - 4] + struct.pack(">I", zlib.crc32(data[size:])) + data[size:]
 
 
 def _fix_jpdse_crc(data):
