@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcomp import models
+from tfcomp import models, registry
 from tfcomp.errors import InputError
 from tfcomp.imageio import write_image
 from tfcomp.restorer.model import DEFAULT_WIDTHS, build_restorer, receptive_radius
@@ -146,7 +146,7 @@ def test_register_duplicate_name():
 
 
 def test_load_model_missing_weights(tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "WEIGHTS_DIR", os.fspath(tmp_path))
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", os.fspath(tmp_path))  # ModelSpec paths
     monkeypatch.setattr(models, "_LOADED", {})
     spec = models.get_spec("restorer-blind")
     assert not spec.weights_present
@@ -174,7 +174,7 @@ def test_load_model_loads_installed_weights(tmp_path, monkeypatch):
         builder="tfcomp.restorer.model:build_restorer", builder_kwargs={"widths": TINY},
         weights="tiny.weights.h5", trained_with="python train_tiny.py")
     monkeypatch.setitem(models._REGISTRY, spec.name, spec)
-    monkeypatch.setattr(models, "WEIGHTS_DIR", os.fspath(tmp_path))
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", os.fspath(tmp_path))  # ModelSpec paths
     monkeypatch.setattr(models, "_LOADED", {})
     trained = spec.build()
     x = tf.random.stateless_uniform((1, 9, 11, 3), seed=(9, 10))

@@ -52,9 +52,14 @@ class ModelSpec:
         return os.path.join(WEIGHTS_DIR, self.weights)
 
     @property
+    def tables_path(self):
+        """The entropy-coding tables file under WEIGHTS_DIR ("" if the model has none)."""
+        return os.path.join(WEIGHTS_DIR, self.tables) if self.tables else ""
+
+    @property
     def weights_present(self):
         return os.path.isfile(self.weights_path) and (
-            not self.tables or os.path.isfile(os.path.join(WEIGHTS_DIR, self.tables)))
+            not self.tables or os.path.isfile(self.tables_path))
 
     def build(self):
         """The architecture with freshly initialised weights."""

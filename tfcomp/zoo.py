@@ -131,7 +131,7 @@ def build_zoo(results="results", count_params=True):
                  "measured_with": MEASURED_WITH.get(spec.kind), "params": None,
                  "weights_sha256": None, "eval": eval_summary(spec, results)}
         if spec.weights_present:
-            tables = os.path.join(models.WEIGHTS_DIR, spec.tables) if spec.tables else None
+            tables = spec.tables_path or None
             entry["weights_sha256"] = weights_digest(spec.weights_path, tables)
             if count_params:
                 entry["params"] = _param_count(spec.build())

@@ -71,7 +71,7 @@ def load_model(name, weights=None):
 def load_extra(name):
     """The named model's entropy-coding tables (tfcomp.cwic.coding.ContextTables)."""
     spec = get_spec(name)
-    path = os.path.join(WEIGHTS_DIR, spec.tables)
+    path = spec.tables_path
     if not spec.tables or not os.path.isfile(path):
         raise InputError(f"model {name!r} has no entropy tables installed (expected {path})")
     from ..cwic.coding import ContextTables
