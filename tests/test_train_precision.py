@@ -48,8 +48,18 @@ def _tiny(name):
                                 np.zeros(x.shape[:3] + (1,), np.float32)], -1)
     decoded = np.clip(x + 0.05, 0, 1).astype(np.float32)
     model = build_jpdse("tiny", phase=2, vgg_weights=VGGPerceptual(None))
-    return model, {"d_optimizer": tf.keras.optimizers.SGD(0.1)}, (
+    return model, {"d_optimizer": _sgd()}, (
         {"semantics": semantics, "decoded": decoded, "target": x},)
+
+
+def _sgd():
+    """SGD(0.1); under mixed_float16 loss-scaled from 2**8, not Keras' 2**15: at that scale
+    tiny random nets' float16 gradients overflow and the first steps are (rightly) skipped."""
+    import tensorflow as tf
+    sgd = tf.keras.optimizers.SGD(0.1)
+    if tf.keras.mixed_precision.global_policy().name != "mixed_float16":
+        return sgd
+    return tf.keras.mixed_precision.LossScaleOptimizer(sgd, initial_scale=2.0 ** 8)
 
 
 @pytest.fixture
@@ -71,7 +81,7 @@ def test_every_precision_trains_every_model_one_step(eager, precision, name):
     tf.keras.utils.set_random_seed(0)
     with precision_policy(precision):
         model, options, inputs = _tiny(name)
-        model.compile(tf.keras.optimizers.SGD(0.1), **options)
+        model.compile(_sgd(), **options)
     before = [w.numpy().copy() for w in model.trainable_weights]
     history = model.fit(tf.data.Dataset.from_tensor_slices(inputs).batch(2), verbose=0)
     assert tf.keras.mixed_precision.global_policy().name == "float32"
@@ -108,6 +118,21 @@ def test_loss_scaling_gives_the_plain_gradients():
     model = type("M", (), {"dtype_policy": tf.keras.mixed_precision.Policy("mixed_float16")})
     assert loss_scale_optimizer(plain, model) is not plain
     assert loss_scale_optimizer(scaled, model) is scaled
+
+
+def test_mixed_float16_compile_wraps_every_optimizer():
+    import tensorflow as tf
+    from tfcomp.cwic.model import build_cwic
+    from tfcomp.jpdse.model import build_jpdse
+    from tfcomp.precision import is_loss_scaled
+    from tfcomp.training import precision_policy
+
+    with precision_policy("mixed_float16"):
+        cwic, jpdse = build_cwic("tiny"), build_jpdse("tiny")
+        cwic.compile(tf.keras.optimizers.SGD(0.1))
+        jpdse.compile(tf.keras.optimizers.SGD(0.1), tf.keras.optimizers.SGD(0.1))
+    assert is_loss_scaled(cwic.optimizer)
+    assert is_loss_scaled(jpdse.optimizer) and is_loss_scaled(jpdse.d_optimizer)
 
 
 def test_image_logger_strips_for_cwic_and_hiding(tmp_path, eager):
