@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -369,3 +370,38 @@ def test_rest_round_trip_of_cwic_equals_the_codec(server, cwic_model):
         "cwic_bytes": {"b64": base64.b64encode(data).decode()}}})["outputs"]
     np.testing.assert_array_equal(np.asarray(image, np.uint8),
                                   decompress_array(cwic_model, cwic_model.tables, data))
+
+
+def _rest_status(srv, model, body):
+    """(HTTP status, JSON body) of a predict request, errors included."""
+    req = urllib.request.Request(f"http://127.0.0.1:{srv.rest_port}/v1/models/{model}:predict",
+                                 data=json.dumps(body).encode())
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_served_codec_signatures_answer_bad_input_with_4xx(server, images, cli_files):
+    """Garbage, truncated and forged files and malformed images sent to the codec signatures
+    get a 4xx with an {"error"}; a valid request still succeeds afterwards."""
+    file, png = cli_files[0]
+    b64 = lambda data: {"b64": base64.b64encode(data).decode()}  # noqa: E731
+    bad = [
+        (HIDING, {"signature_name": "decompress", "inputs": {"jpeg_bytes": b64(b"not a jpeg")}}),
+        (HIDING, {"signature_name": "decompress", "inputs": {"jpeg_bytes": b64(file[:40])}}),
+        (HIDING, {"signature_name": "decompress", "inputs": {"jpeg_bytes": "no-b64"}}),
+        (HIDING, {"signature_name": "compress", "inputs": {"image": [[1, 2], [3]],
+                                                           "quality": 50}}),
+        (HIDING, {"signature_name": "compress", "inputs": {"image": images["crops"][0].tolist()}}),
+        (CWIC, {"signature_name": "decompress",
+                "inputs": {"cwic_bytes": b64(b"CWIC\x03" + bytes(40))}}),
+        (HIDING, {"signature_name": "nope", "inputs": {"jpeg_bytes": b64(file)}}),
+    ]
+    for model, body in bad:
+        status, reply = _rest_status(server, model, body)
+        assert 400 <= status < 500 and "error" in reply, (model, body["signature_name"], status)
+    out = _rest(server, HIDING, {"signature_name": "decompress",
+                                 "inputs": {"jpeg_bytes": b64(file)}})["outputs"]
+    np.testing.assert_array_equal(np.asarray(out, np.uint8), png)
