@@ -13,7 +13,7 @@ import dataclasses
 import importlib
 import os
 
-__all__ = ["METHODS", "ModelSpec", "WEIGHTS_DIR", "method_specs"]
+__all__ = ["METHODS", "ModelSpec", "WEIGHTS_DIR", "method_specs", "arrays_digest"]
 
 #: The method packages, in registration order (each has a ``specs`` module).
 METHODS = ("tfcomp.restorer", "tfcomp.cwic", "tfcomp.hiding", "tfcomp.jpdse")
@@ -79,3 +79,16 @@ class ModelSpec:
 def method_specs():
     """[(package name, its specs module)] for every package in METHODS."""
     return [(m, importlib.import_module(m + ".specs")) for m in METHODS]
+
+
+def arrays_digest(arrays, prefix=b""):
+    """SHA-256 (32 bytes) over `prefix` and each array's dtype, shape and bytes, in order: the
+    identity of a set of weights (cwic's and hiding's model ids)."""
+    import hashlib
+    import numpy as np
+    digest = hashlib.sha256(prefix)
+    for value in arrays:
+        value = np.ascontiguousarray(value)
+        digest.update(f"{value.dtype.str}{value.shape}".encode())
+        digest.update(value.tobytes())
+    return digest.digest()

@@ -9,6 +9,7 @@ weights file) and the evaluation JSONs under `results/` that the README's tables
 import glob
 import hashlib
 import json
+import math
 import os
 
 from .errors import InputError
@@ -109,14 +110,7 @@ def eval_summary(spec, results="results"):
 def _param_count(model):
     # Every variable of the built networks (subclassed models such as HidingModel are not
     # "built" for Keras' count_params, but their sub-networks' variables exist).
-    return int(sum(int(np_prod(v.shape)) for v in model.weights))
-
-
-def np_prod(shape):
-    out = 1
-    for d in shape:
-        out *= int(d)
-    return out
+    return sum(math.prod(int(d) for d in v.shape) for v in model.weights)
 
 
 def build_zoo(results="results", count_params=True):

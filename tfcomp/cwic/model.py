@@ -6,10 +6,8 @@ tf.functions with input signatures whose contexts and range coding run in the gr
 (tfcomp.cwic.graph), so a SavedModel of them needs only TensorFlow + tensorflow_compression.
 """
 
-import hashlib
 import json
 
-import numpy as np
 import tensorflow as tf
 
 from ..errors import TfcompError
@@ -365,16 +363,12 @@ class CWIC(tf.keras.Model):
 
 def _model_id(model, tables):
     """8 bytes of SHA-256 over the architecture, the networks' weights and the CDF tables."""
-    digest = hashlib.sha256()
+    from ..registry import arrays_digest
     arch = {"config": CONFIGS[model.config_name], "binarizer": model.use_binarizer,
             "importance": model.use_importance, "family": tables.family}
-    digest.update(json.dumps(arch, sort_keys=True).encode())
-    for value in model.encoder.get_weights() + model.decoder.get_weights() + [
-            tables.bit_cdf, tables.map_cdf]:
-        value = np.ascontiguousarray(value)
-        digest.update(f"{value.dtype.str}{value.shape}".encode())
-        digest.update(value.tobytes())
-    return digest.digest()[:8]
+    return arrays_digest(model.encoder.get_weights() + model.decoder.get_weights()
+                         + [tables.bit_cdf, tables.map_cdf],
+                         prefix=json.dumps(arch, sort_keys=True).encode())[:8]
 
 
 def build_cwic(config="narrow", **kwargs):

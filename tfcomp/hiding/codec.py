@@ -24,14 +24,9 @@ COMMENT_PREFIX = b"tfcomp-hiding:"
 
 
 def weights_id(model):
-    """8 hex digits of SHA-256 over a model's variables (shapes and float32 values, in order)."""
-    import hashlib
-    h = hashlib.sha256()
-    for v in model.weights:
-        value = np.asarray(v.numpy(), np.float32)
-        h.update(repr(value.shape).encode())
-        h.update(value.tobytes())
-    return h.hexdigest()[:8]
+    """8 hex digits of SHA-256 over a model's variables (tfcomp.registry.arrays_digest)."""
+    from ..registry import arrays_digest
+    return arrays_digest(model.get_weights()).hex()[:8]
 
 
 def marker(name, model):
