@@ -43,7 +43,9 @@ def test_round_trip_counts_every_byte(generator):
     data = codec.encode(rgb, 36)
     parts = unpack_jpdse(data)
     assert data[:4] == b"JPDS" and parts["qp"] == 36 and parts["model_id"] == 1
-    assert len(data) == 19 + len(parts["side_info"]) + len(parts["base_stream"])
+    assert len(data) == 27 + len(parts["side_info"]) + len(parts["base_stream"])
+    from tfcomp.jpdse.codec import weights_id
+    assert parts["version"] == 2 and parts["weights_id"] == weights_id(generator)
     lab, edges = decode_side_info(parts["side_info"], 40, 56)
     np.testing.assert_array_equal(lab, labels)
     np.testing.assert_array_equal(edges, instance_edges(instances))
@@ -96,6 +98,43 @@ def test_bad_inputs_and_files(generator, tmp_path):
     for bad in (data[:30], data[:-3], data[:25] + bytes([data[25] ^ 1]) + data[26:]):
         with pytest.raises(BitstreamError):
             get_codec("jpdse-bpg").decode(bad)
+
+
+def test_own_weights_are_named_in_the_file(generator, tmp_path, monkeypatch, capsys):
+    """`--weights`: the file carries the generator's weights id; it decodes with those
+    weights and is refused (clear error, exit 1, no output) with others; a version 1 file
+    (no weights id) decodes with any weights of its model."""
+    import dataclasses
+    from tfcomp.cli import main
+    from tfcomp.jpdse.codec import weights_id
+    from tfcomp.jpdse.semantic import pack_jpdse
+    spec = dataclasses.replace(models.get_spec("jpdse-bpg-p3"), codec_settings={},
+                               builder_kwargs={"config": "tiny"})
+    monkeypatch.setitem(models._REGISTRY, "jpdse-bpg-p3", spec)
+    tf.keras.utils.set_random_seed(6)
+    mine = build_generator("tiny")
+    path = str(tmp_path / "mine.weights.h5")
+    mine.save_weights(path)
+    rgb, labels, _ = scene()
+    data = get_codec("jpdse-bpg", labels=labels, weights=path).encode(rgb, 36)
+    parts = unpack_jpdse(data)
+    assert parts["weights_id"] == weights_id(mine) != weights_id(generator)
+    (tmp_path / "x.jpdse").write_bytes(data)
+    assert main(["decompress", str(tmp_path / "x.jpdse"), "-o", str(tmp_path / "y.png"),
+                 "--weights", path]) == 0
+    from tfcomp.codecs import bpg
+    x = np.concatenate([semantic_input(labels, labels),
+                        bpg.decode(parts["base_stream"]).astype(np.float32) / 255.0], -1)
+    want = np.clip(np.round(mine(x[None]).numpy()[0] * 255), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "y.png")), want)
+    capsys.readouterr()
+    assert main(["decompress", str(tmp_path / "x.jpdse"), "-o", str(tmp_path / "z.png")]) == 1
+    err = capsys.readouterr().err
+    assert "other jpdse-bpg-p3 weights" in err and "--weights" in err and "Traceback" not in err
+    assert not (tmp_path / "z.png").exists()
+    old = pack_jpdse(parts["base_stream"], parts["side_info"], 40, 56, 36, 1)
+    np.testing.assert_array_equal(get_codec("jpdse-bpg", weights=path).decode(old), want)
+    assert get_codec("jpdse-bpg").decode(old).shape == rgb.shape
 
 
 def test_cli_compress_decompress(generator, tmp_path, capsys):

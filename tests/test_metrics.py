@@ -165,3 +165,22 @@ def test_bpp(tmp_path):
         metrics.bpp(10, 0, 5)
     with pytest.raises(InputError):
         metrics.file_bpp(tmp_path / "missing.bin", 4, 4)
+
+
+def test_batch_psnr_is_the_numpy_psnr_per_image():
+    """The TF batch PSNR (every model's `psnr` log) equals metrics.psnr image by image and
+    scikit-image's independent implementation; identical images hit the 100 dB floor."""
+    import tensorflow as tf
+    from skimage.metrics import peak_signal_noise_ratio
+    rng = np.random.default_rng(3)
+    a = rng.random((3, 17, 23, 3)).astype(np.float32)
+    b = np.clip(a + rng.normal(0, [[[[0.01]]], [[[0.05]]], [[[0.2]]]], a.shape), 0, 1)
+    b = b.astype(np.float32)
+    got = metrics.batch_psnr(tf.constant(a), tf.constant(b)).numpy()
+    want = [metrics.psnr(x, y, peak=1.0) for x, y in zip(a, b)]
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    np.testing.assert_allclose(got, [peak_signal_noise_ratio(x, y, data_range=1.0)
+                                     for x, y in zip(a, b)], atol=1e-3)
+    on255 = metrics.batch_psnr(tf.constant(a * 255), tf.constant(b * 255), peak=255.0).numpy()
+    np.testing.assert_allclose(on255, got, atol=1e-3)
+    assert metrics.batch_psnr(tf.constant(a), tf.constant(a)).numpy() == pytest.approx([100.0] * 3)

@@ -239,19 +239,26 @@ def test_varint_roundtrip_and_limits():
 # --------------------------------------------------------------------------- container
 
 
-def small_file(side=b"side-info!", base=b"BPG\xfb-stream-bytes"):
-    return sem.pack_jpdse(base, side, 37, 53, 36, 3)
+def small_file(side=b"side-info!", base=b"BPG\xfb-stream-bytes", weights_id=None):
+    return sem.pack_jpdse(base, side, 37, 53, 36, 3, weights_id)
 
 
 def test_container_roundtrip():
     labels = blocky_labels(37, 53, 2)
     side = sem.encode_side_info(labels, blocky_instances(labels, 2))
-    data = sem.pack_jpdse(b"\x42\x50\x47\xfb" + bytes(range(40)), side, 37, 53, 42, 7)
-    assert data[:4] == sem.MAGIC and data[4] == sem.VERSION
+    base = b"\x42\x50\x47\xfb" + bytes(range(40))
+    data = sem.pack_jpdse(base, side, 37, 53, 42, 7, b"8 bytes!")
+    assert data[:4] == sem.MAGIC and data[4] == sem.VERSION == 2
     got = sem.unpack_jpdse(data)
-    assert got == {"base_stream": b"\x42\x50\x47\xfb" + bytes(range(40)), "side_info": side,
-                   "height": 37, "width": 53, "qp": 42, "model_id": 7}
+    assert got == {"base_stream": base, "side_info": side, "height": 37, "width": 53, "qp": 42,
+                   "model_id": 7, "weights_id": b"8 bytes!", "version": 2}
     assert sem.unpack_jpdse(bytearray(data)) == got
+    # Version 1 (no weights id, 8 bytes shorter) is still written on request and read.
+    old = sem.pack_jpdse(base, side, 37, 53, 42, 7)
+    assert old[4] == 1 and len(old) == len(data) - 8
+    assert sem.unpack_jpdse(old) == dict(got, weights_id=None, version=1)
+    with pytest.raises(InputError, match="8 bytes"):
+        sem.pack_jpdse(base, side, 37, 53, 42, 7, b"short")
     lab2, _ = sem.decode_side_info(got["side_info"], got["height"], got["width"])
     np.testing.assert_array_equal(lab2, labels)
     for h, w in [(1, 1), (sem.MAX_SIDE, sem.MAX_SIDE)]:
@@ -267,15 +274,17 @@ def test_container_pack_rejects_bad_arguments():
         sem.pack_jpdse(b"", b"side", 5, 5, 30, 0)
 
 
-def test_container_truncation_at_every_prefix():
-    data = small_file()
+@pytest.mark.parametrize("weights_id", [None, b"weights!"])
+def test_container_truncation_at_every_prefix(weights_id):
+    data = small_file(weights_id=weights_id)
     for cut in range(len(data)):
         with pytest.raises(BitstreamError):
             sem.unpack_jpdse(data[:cut])
 
 
-def test_container_any_single_byte_flip():
-    data = small_file()
+@pytest.mark.parametrize("weights_id", [None, b"weights!"])
+def test_container_any_single_byte_flip(weights_id):
+    data = small_file(weights_id=weights_id)
     for i in range(len(data)):
         for mask in (0x01, 0x80, 0xFF):
             bad = bytearray(data)
@@ -298,7 +307,7 @@ def test_container_forged_headers():
         "size2": _forge(width=sem.MAX_SIDE + 1),
         "zero": _forge(height=0),
         "qp": _forge(qp=200),
-        "version": _forge(version=2),
+        "version": _forge(version=3),
         "side_len": _forge(side_len=0xFFFFFFF0),
         "no bpg": _forge(side_len=13),
     }
@@ -307,7 +316,7 @@ def test_container_forged_headers():
         with pytest.raises(BitstreamError) as exc:
             sem.unpack_jpdse(data)
         messages[name] = str(exc.value)
-    assert "8192" in messages["size"] and "version 2" in messages["version"]
+    assert "8192" in messages["size"] and "version 3" in messages["version"]
     assert "truncated" in messages["side_len"]
     with pytest.raises(BitstreamError, match="magic"):
         sem.unpack_jpdse(b"CWIC" + _forge()[4:])

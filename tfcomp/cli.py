@@ -302,8 +302,9 @@ def _add_model_weights(parser):
     parser.add_argument("--weights", help="your own trained weights (.weights.h5) of the "
                                           "codec's model architecture: cwic (the rate model's; "
                                           "or a folder with it and its .ctx.npz tables), "
-                                          "hiding-jpeg/hiding-bpg (--model's, or the default "
-                                          "model's); files made with them decode only with them")
+                                          "hiding-jpeg/hiding-bpg and jpdse-bpg (--model's, or "
+                                          "the default model's); files made with them decode "
+                                          "only with them")
     parser.add_argument("--tables", help="cwic: the context tables (.ctx.npz) of --weights")
 
 
@@ -373,9 +374,10 @@ def build_parser():
     s.add_argument("--gray", action="store_true", help="restorers: gray/Y protocol")
     s.add_argument("--chroma", choices=("420", "444"), help="chroma subsampling (jpeg, bpg)")
     s.add_argument("--model", help="hiding-jpeg / hiding-bpg: which trained model")
-    s.add_argument("--weights", help="restorers: evaluate this .weights.h5 (e.g. a training "
-                                     "checkpoint) instead of the shipped weights; cwic: see "
-                                     "`tfcomp compress --help`")
+    s.add_argument("--weights", help="evaluate this .weights.h5 (e.g. a training checkpoint) "
+                                     "instead of the shipped weights: restorers (--restorer), "
+                                     "cwic, hiding-jpeg/hiding-bpg, jpdse-bpg (see `tfcomp "
+                                     "compress --help`)")
     s.add_argument("--tables", help="cwic: the context tables (.ctx.npz) of --weights")
     s.add_argument("--keep", metavar="DIR", help="keep the compressed files and decoded PNGs here")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -37,6 +37,7 @@ import time
 import numpy as np
 
 from .errors import InputError, TfcompError
+from .metrics import psnr
 
 __all__ = [
     "FORMATS", "QUANTIZATIONS", "ALL_QUANTIZATIONS", "TOLERANCES", "DEFAULT_OPSET", "EXPORTERS",
@@ -70,7 +71,6 @@ TOLERANCES = {
 }
 
 #: Model kind -> "module:Class" of its exporter (ModelSpec.exporter overrides per model).
-#: "learned" (cwic) is looked up in tfcomp/cwic/export.py, see :func:`_learned_exporter`.
 EXPORTERS = {
     "restorer": "tfcomp.export:ImageToImageExporter",
     "hiding": "tfcomp.hiding.export:HidingExporter",
@@ -84,16 +84,22 @@ class Network:
     """One float network of an export: what TFLite and ONNX convert and parity checks.
 
     ``key``: "" for a model's only network (files NAME-...), else its name (NAME-KEY-...).
-    ``cases(height, width, quality)`` -> [(name, x, target, baseline)]: float32 [1, H, W, C]
-    inputs ``x``, the clean image ``target`` the output is scored against and the ``baseline``
-    (e.g. the JPEG the network improves on; None if there is none), all in [0, 1].
+    ``cases(height, width, quality)`` -> [(name, x, target, baseline)] for images of height x
+    width pixels: float32 [1, H', W', C] inputs ``x``, the clean image ``target`` the output is
+    scored against (None for a network whose output is not a picture, e.g. a codec's
+    analysis transform: then only the agreement with TF counts) and the ``baseline`` (e.g.
+    the JPEG the network improves on; None if there is none), all in [0, 1].
+    ``pixels_per_input``: image pixels per input position along each side (1 for an image;
+    8 for a decoder whose input is one vector per 8x8 block): a fixed T x T input is checked
+    on images of T * pixels_per_input pixels per side.
     ``tolerances``: overrides of :data:`TOLERANCES` per quantisation (measured, see README).
     Outputs are clipped to [0, 1].
     """
 
     def __init__(self, key, model, input_name, output_name, cases, tolerances=None,
-                 description="", representative=None):
+                 description="", representative=None, pixels_per_input=1):
         self.key, self.model = key, model
+        self.pixels_per_input = int(pixels_per_input)
         self.input_name, self.output_name = input_name, output_name
         self.channels = int(model.input_shape[-1])
         self._cases = cases
@@ -134,10 +140,12 @@ class Network:
         return self._cases(height, width, quality)
 
     def representative(self, size, quality):
-        """int8 calibration inputs (float32 [1, size, size, C])."""
+        """int8 calibration inputs: float32 [1, size, size, C] for a fixed input size, else
+        inputs of 96 x 96 pixel images."""
         if self._representative is not None:
-            return self._representative(size)
-        return [c[1] for c in self.cases(size, size, quality)]
+            return self._representative(size or 96)
+        side = size * self.pixels_per_input if size else 96
+        return [c[1] for c in self.cases(side, side, quality)]
 
     def file_stem(self, name):
         return f"{name}-{self.key}" if self.key else name
@@ -439,20 +447,6 @@ def assert_pixels(height, width, limit, what):
          height, width])
 
 
-class PendingExporter(Exporter):
-    """A kind whose exporter is not in this checkout yet: every format is n/a with ``reason``."""
-
-    def __init__(self, model, spec=None, reason="", **options):
-        super().__init__(model, spec)
-        self.reason = reason
-
-    def signatures(self):
-        raise InputError(f"{self.name}: {self.reason}")
-
-    def formats(self):
-        return {fmt: self.reason for fmt in FORMATS}
-
-
 def per_channel_prelu(model):
     """``model`` with every one-slope PReLU (shared_axes [1, 2, 3]) replaced by a PReLU holding
     that slope once per channel: the same function, but a different TFLite PRELU.
@@ -521,12 +515,7 @@ def get_exporter(model, name=None, weights=None, kind="restorer", **options):
     target = (spec.exporter if spec is not None else "") or EXPORTERS.get(kind)
     if not target:
         raise TfcompError(f"no exporter for model kind {kind!r}")
-    try:
-        cls = _import(target)
-    except ModuleNotFoundError as e:
-        if kind != "learned" or e.name != target.split(":")[0]:
-            raise
-        cls = _pending(target)
+    cls = _import(target)
     exporter = cls(keras_model, spec, **options)
     exporter.kind = kind
     if name:
@@ -535,18 +524,6 @@ def get_exporter(model, name=None, weights=None, kind="restorer", **options):
         exporter.weights = os.path.abspath(weights)
     _check_name(exporter.name)
     return exporter
-
-
-def _pending(target):
-    """The exporter of a kind whose module is not in this checkout yet (CWIC's in-graph
-    compress/decompress is being written): every format n/a, with the reason."""
-    module = target.split(":")[0]
-    reason = (f"export pending: {module.replace('.', '/')}.py (the in-graph compress/decompress "
-              "with tensorflow-compression's range coder) is not in this checkout yet")
-
-    def make(model, spec=None, **options):
-        return PendingExporter(model, spec, reason=reason)
-    return make
 
 
 def _check_name(name):
@@ -797,8 +774,7 @@ def export_tflite(model, out_dir, name=None, quantize="float32", tile=None, weig
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
-        samples = representative or net.representative(
-            tile or 96, exporter.check_quality())
+        samples = representative or net.representative(tile, exporter.check_quality())
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([s] for s in samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -1042,11 +1018,6 @@ def parity_images(height=96, width=128, quality=20, channels=3, seed=11):
     return out
 
 
-def _psnr(a, b):
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(1.0 / mse)
-
-
 def _runners(fmt, path, runtimes):
     """[(runtime label, callable float32 [1,H,W,C] -> [1,H,W,C], fixed input shape or None)]."""
     if fmt == "tflite":
@@ -1129,7 +1100,8 @@ def parity(model, artifacts=None, tile=None, quality=None, size=None,
                 continue
             net = _network_for(exporter, path)
             for runtime, run, fixed in _runners(fmt, path, runtimes):
-                cases = cache(net, tuple(fixed[1:3]) if fixed else size)
+                cases = cache(net, tuple(d * net.pixels_per_input for d in fixed[1:3])
+                              if fixed else size)
                 rows.append(parity_row(fmt, quant, runtime, net, path, run, cases))
     finally:
         if tmp is not None and workdir is None:
@@ -1145,11 +1117,16 @@ def parity_row(fmt, quant, runtime, net, path, run, cases):
         y = run(x)
         times.append(time.perf_counter() - t)
         errs.append(float(np.abs(y - ref).max()))
-        vs_tf.append(_psnr(y, ref))
-        p_tf.append(_psnr(ref, target))
-        p_out.append(_psnr(np.clip(y, 0, 1), target))
-        p_in.append(_psnr(baseline, target) if baseline is not None else float("nan"))
-        deltas.append(abs(p_out[-1] - p_tf[-1]))
+        vs_tf.append(psnr(y[0], ref[0], 1.0))
+        if target is None:  # an analysis network (codes, not an image): no picture to score
+            p_tf.append(float("nan"))
+            p_out.append(float("nan"))
+            deltas.append(0.0)
+        else:
+            p_tf.append(psnr(ref[0], target[0], 1.0))
+            p_out.append(psnr(np.clip(y, 0, 1)[0], target[0], 1.0))
+            deltas.append(abs(p_out[-1] - p_tf[-1]))
+        p_in.append(psnr(baseline[0], target[0], 1.0) if baseline is not None else float("nan"))
     tol = net.tolerances[quant]
     row = {"format": fmt, "network": net.key, "quantization": quant, "runtime": runtime,
            "path": path, "images": len(cases), "size": list(cases[0][1].shape[1:3]),
@@ -1190,10 +1167,10 @@ def uint8_row(fmt, runtime, network, path, got, want, cases, times, max_levels=1
             continue
         levels.append(int(np.abs(g.astype(np.int16) - w.astype(np.int16)).max()))
         gf, wf, of = (np.asarray(a, np.float32) / 255.0 for a in (g, w, orig))
-        vs.append(_psnr(gf, wf))
-        p_out.append(_psnr(gf, of))
-        p_tf.append(_psnr(wf, of))
-        p_in.append(_psnr(np.asarray(base, np.float32) / 255.0, of) if base is not None
+        vs.append(psnr(gf, wf, 1.0))
+        p_out.append(psnr(gf, of, 1.0))
+        p_tf.append(psnr(wf, of, 1.0))
+        p_in.append(psnr(np.asarray(base, np.float32) / 255.0, of, 1.0) if base is not None
                     else float("nan"))
     mean = (lambda v: float(np.mean(v)) if v else float("nan"))
     row = {"format": fmt, "network": network, "quantization": "uint8", "runtime": runtime,

@@ -128,8 +128,8 @@ def _jpdse_seeds():
     labels[4:9, 2:6] = 26
     base = bpg.encode(rgb, 40)
     return [pack_jpdse(base, encode_side_info(labels), 16, 16, 40, 1),
-            pack_jpdse(base, encode_side_info(labels, scale=16), 16, 16, 40, 1),
-            pack_jpdse(base, encode_side_info(labels, scale=4), 16, 16, 40, 2)]
+            pack_jpdse(base, encode_side_info(labels, scale=16), 16, 16, 40, 1, bytes(8)),
+            pack_jpdse(base, encode_side_info(labels, scale=4), 16, 16, 40, 2, b"weights!")]
 
 
 # -- targets ------------------------------------------------------------------------------------
@@ -199,11 +199,16 @@ def _fix_cwic_crc(data):
 
 
 def _fix_jpdse_crc(data):
-    """Recomputes the CRC of a .jpdse file (bytes 15..18 cover the 15 before and the body)."""
-    if len(data) < 19 or data[:4] != b"JPDS":
+    """Recomputes the CRC of a .jpdse file: the header's last 4 bytes cover the bytes before
+    them and the body (19-byte header in version 1, 27 in version 2 with its weights id)."""
+    from .jpdse.semantic import _HEADERS
+    if len(data) < 5 or data[:4] != b"JPDS" or data[4] not in _HEADERS:
         return data
-    crc = zlib.crc32(data[19:], zlib.crc32(data[:15])) & 0xFFFFFFFF
-    return data[:15] + struct.pack(">I", crc) + data[19:]
+    size = _HEADERS[data[4]].size
+    if len(data) < size:
+        return data
+    crc = zlib.crc32(data[size:], zlib.crc32(data[:size - 4])) & 0xFFFFFFFF
+    return data[:size - 4] + struct.pack(">I", crc) + data[size:]
 
 
 #: name -> (seed maker, decode function, checksum fixer or None).

@@ -1,4 +1,8 @@
-"""Numpy image quality metrics (PSNR, Y-PSNR, SSIM, MS-SSIM, PSNR-B) and bit-rate helpers."""
+"""Image quality metrics (PSNR, Y-PSNR, SSIM, MS-SSIM, PSNR-B) and bit-rate helpers.
+
+Numpy throughout, except :func:`batch_psnr`, the same PSNR on TensorFlow batches for training
+metrics and graphs (every model's `psnr` log is it; one definition of PSNR in the project).
+"""
 
 import os
 
@@ -10,6 +14,7 @@ from .errors import InputError
 __all__ = [
     "mse",
     "psnr",
+    "batch_psnr",
     "rgb_to_y",
     "y_psnr",
     "ssim",
@@ -71,6 +76,23 @@ def mse(a, b):
 def psnr(a, b, peak=255.0):
     """PSNR in dB between two images of the same shape; identical images give inf."""
     return _psnr_from_mse(mse(a, b), peak)
+
+
+#: batch_psnr's floor on the MSE, relative to peak**2: identical images give 100 dB, not inf,
+#: so a training log's mean stays finite.
+BATCH_PSNR_FLOOR = 1e-10
+
+
+def batch_psnr(a, b, peak=1.0):
+    """Per-image PSNR in dB of two TensorFlow batches [B, H, W, C] (float, peak `peak`):
+    10 log10(peak^2 / MSE) with the MSE over each image's pixels and channels, as
+    :func:`psnr`, floored at BATCH_PSNR_FLOOR * peak^2. Returns float32 [B]."""
+    import tensorflow as tf
+    a = tf.cast(a, tf.float32)
+    b = tf.cast(b, tf.float32)
+    err = tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
+    peak2 = float(peak) ** 2
+    return 10.0 * tf.math.log(peak2 / tf.maximum(err, BATCH_PSNR_FLOOR * peak2)) / tf.math.log(10.0)
 
 
 def rgb_to_y(img, rounded=False):

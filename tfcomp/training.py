@@ -8,6 +8,7 @@ import tempfile
 import tensorflow as tf
 
 from .errors import InputError
+from .metrics import batch_psnr
 from .precision import PRECISIONS
 from .run_control import RunBackup, SignalFlag, StepControl, interrupted, optimizer_step
 
@@ -107,7 +108,7 @@ def parse_lr_schedule(text):
 
 def psnr_metric(y_true, y_pred):
     """PSNR in dB of images in [0, 1] (the output is clipped as it would be when saved)."""
-    return tf.image.psnr(tf.clip_by_value(y_pred, 0.0, 1.0), y_true, max_val=1.0)
+    return batch_psnr(tf.clip_by_value(y_pred, 0.0, 1.0), y_true)
 
 
 psnr_metric.__name__ = "psnr"

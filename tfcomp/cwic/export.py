@@ -11,18 +11,22 @@ graph uses tensorflow-compression's range-coding ops, so a loading process impor
   another model, a damaged file or one over the pixel limit fails with InvalidArgument.
 
 The weights are variables of the SavedModel; the context tables, the rate index and the
-model id are constants of its graphs. ``encoder_function`` / ``decoder_function`` are the
-networks alone (float tensors, no coding ops) for TFLite / ONNX, which have no range coder;
-``network_parity`` converts both and measures them against TF.
+model id are constants of its graphs.
+
+TFLite / ONNX (no range coder there) get the two networks alone, float tensors in and out:
+``encoder`` (``image`` [1, H, W, 3] -> ``codes_importance`` [1, H/8, W/8, n + 1], see
+:func:`encoder_network`) and ``decoder`` (``masked_bits`` [1, h, w, n] -> ``image``
+[1, 8h, 8w, 3] clipped to [0, 1]); an app thresholds the codes, masks them
+(:func:`masked_bits`) and range-codes them as tfcomp.cwic.coding does. `--tile T` fixes the
+encoder's input at T x T pixels and the decoder's at T x T blocks.
 """
 
 import numpy as np
 
-from ..export import DEFAULT_MAX_PIXELS, Exporter
+from ..export import DEFAULT_MAX_PIXELS, Exporter, Network, photo_crops, u8_to_float
 
 __all__ = ["CwicExporter", "savedmodel_module", "save_savedmodel", "coding_signatures",
-           "encoder_function", "decoder_function", "network_functions", "to_tflite", "to_onnx",
-           "run_tflite", "run_onnx", "network_parity", "CUSTOM_OPS", "SIGNATURES"]
+           "encoder_network", "masked_bits", "CUSTOM_OPS", "SIGNATURES"]
 
 #: The SavedModel's signatures.
 SIGNATURES = ("compress", "decompress")
@@ -85,102 +89,25 @@ def save_savedmodel(model, path, max_pixels=DEFAULT_MAX_PIXELS):
     return path
 
 
-def encoder_function(model, tile=None):
-    """The encoder network alone: ``image`` float32 [1, H, W, 3] in [0, 1] (H, W multiples of
-    8) -> ``codes_importance`` float32 [1, H/8, W/8, n + 1]: the n sigmoid codes (a bit is
-    `code > 0.5`) and then the importance p (`kept_channels`), all in [0, 1]."""
+def encoder_network(model):
+    """The encoder alone as a Keras model: ``image`` float32 [N, H, W, 3] in [0, 1] (H, W
+    multiples of 8) -> ``codes_importance`` float32 [N, H/8, W/8, n + 1]: the n sigmoid codes
+    (a bit is `code > 0.5`) and then the importance p (`kept_channels`), all in [0, 1]."""
     import tensorflow as tf
-    shape = [1, tile, tile, 3] if tile else [1, None, None, 3]
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="image")])
-    def encoder(image):
-        codes, p = model.encoder(image)
-        return {"codes_importance": tf.concat([codes, p], axis=-1)}
-    return encoder
+    image = tf.keras.Input((None, None, 3), name="image")
+    codes, p = model.encoder(image)
+    out = tf.keras.layers.Concatenate(name="codes_importance")([codes, p])
+    return tf.keras.Model(image, out, name="cwic_encoder")
 
 
-def decoder_function(model, tile=None):
-    """The decoder network alone: ``masked_bits`` float32 [1, h, w, n] (0 where not kept) ->
-    ``image`` float32 [1, 8h, 8w, 3] (the codec clips to [0, 1] and rounds to uint8)."""
-    import tensorflow as tf
-    shape = [1, tile, tile, model.n] if tile else [1, None, None, model.n]
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="masked_bits")])
-    def decoder(masked_bits):
-        return {"image": model.decoder(masked_bits)}
-    return decoder
-
-
-def network_functions(model, tile=None):
-    """{"encoder", "decoder"}: the float networks TFLite and ONNX convert (no coding ops)."""
-    return {"encoder": encoder_function(model, tile), "decoder": decoder_function(model, tile)}
-
-
-def to_tflite(fn):
-    """A one-output network function -> float32 TFLite flatbuffer bytes (builtin ops only)."""
-    import tensorflow as tf
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    return converter.convert()
-
-
-def to_onnx(fn, opset=17):
-    """A one-output network function -> ONNX model bytes (tf2onnx on the frozen graph)."""
-    import tf2onnx
-    from tensorflow.python.framework.convert_to_constants import \
-        convert_variables_to_constants_v2
-    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
-    proto, _ = tf2onnx.convert.from_graph_def(
-        frozen.graph.as_graph_def(), input_names=[t.name for t in frozen.inputs],
-        output_names=[t.name for t in frozen.outputs], opset=opset)
-    return proto.SerializeToString()
-
-
-def run_tflite(data, x):
-    """Runs TFLite bytes of a one-input, one-output network on float32 x (any H, W)."""
-    import tensorflow as tf
-    interp = tf.lite.Interpreter(model_content=data)
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], x.shape, strict=False)
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], np.ascontiguousarray(x, np.float32))
-    interp.invoke()
-    return interp.get_tensor(interp.get_output_details()[0]["index"])
-
-
-def run_onnx(data, x):
-    """Runs ONNX bytes of a one-input, one-output network under onnxruntime's CPU provider."""
-    import onnxruntime as ort
-    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    return sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(x, np.float32)})[0]
-
-
-def network_parity(model, image, formats=("tflite", "onnx")):
-    """Both networks converted and run on one uint8 image (sides multiples of 8) against TF:
-    rows {"network", "format", "max_abs", "bits_equal"}; bits_equal = the fraction of the
-    encoder's bits (code > 0.5) and levels the export gets the same as TF (decoder: None)."""
+def masked_bits(model, codes_importance):
+    """The decoder's input from the encoder's output: bits (code > 0.5) of the kept channels
+    (`kept_channels` of p), 0 elsewhere; float32 numpy [N, h, w, n]."""
     from .model import kept_channels
-    x = image[None].astype(np.float32) / 255.0
-    fns = network_functions(model)
-    reference = fns["encoder"](x)["codes_importance"].numpy()
-    bits = (reference[..., :model.n] > 0.5).astype(np.float32)
-    inputs = {"encoder": x, "decoder": bits}
-    rows = []
-    for key, fn in fns.items():
-        want = reference if key == "encoder" else fn(bits)["image"].numpy()
-        for fmt in formats:
-            data = to_tflite(fn) if fmt == "tflite" else to_onnx(fn)
-            got = (run_tflite if fmt == "tflite" else run_onnx)(data, inputs[key])
-            row = {"network": key, "format": fmt, "max_abs": float(np.abs(got - want).max()),
-                   "bits_equal": None}
-            if key == "encoder":
-                same = np.concatenate([
-                    ((got[..., :model.n] > 0.5) == (want[..., :model.n] > 0.5)).ravel(),
-                    (kept_channels(got[..., model.n:], model.n, model.levels).numpy() ==
-                     kept_channels(want[..., model.n:], model.n, model.levels).numpy()).ravel()])
-                row["bits_equal"] = float(same.mean())
-            rows.append(row)
-    return rows
+    v = np.asarray(codes_importance, np.float32)
+    bits = (v[..., :model.n] > 0.5).astype(np.float32)
+    kept = kept_channels(v[..., model.n:], model.n, model.levels).numpy()
+    return bits * (np.arange(model.n, dtype=np.float32) < kept)
 
 
 class CwicExporter(Exporter):
@@ -193,6 +120,32 @@ class CwicExporter(Exporter):
         _require_tables(model)
         self.max_pixels = int(max_pixels)
         self.custom_ops = CUSTOM_OPS
+        self._nets = {
+            "encoder": Network("encoder", encoder_network(model), "image", "codes_importance",
+                               self._encoder_cases,
+                               description="the encoder: image -> codes and importance map"),
+            "decoder": Network("decoder", model.decoder, "masked_bits", "image",
+                               self._decoder_cases, pixels_per_input=model.STRIDE,
+                               description="the decoder: masked bits -> image"),
+        }
+
+    def networks(self):
+        return self._nets
+
+    def _encoder_cases(self, height, width, quality):
+        # Codes, not a picture: scored against TF only (no target image, no baseline).
+        return [(name, u8_to_float(crop), None, None)
+                for name, crop in photo_crops(height, width)]
+
+    def _decoder_cases(self, height, width, quality):
+        """Inputs: the TF encoder's masked bits of each crop; target: the crop."""
+        encoder = self._nets["encoder"].model
+        out = []
+        for name, crop in photo_crops(height, width):
+            x = u8_to_float(crop)
+            bits = masked_bits(self.model, encoder(x, training=False).numpy())
+            out.append((name, bits, x, None))
+        return out
 
     def signatures(self):
         return coding_signatures(self.model, self.max_pixels)
@@ -201,9 +154,8 @@ class CwicExporter(Exporter):
         return list(self.model.encoder.variables) + list(self.model.decoder.variables)
 
     def notes(self):
-        why = ("tensorflow-compression's range coder is not a TFLite or ONNX op: only the "
-               "encoder and decoder networks convert (tfcomp.cwic.export.encoder_function / "
-               "decoder_function); the context coding runs beside them")
+        why = ("tensorflow-compression's range coder is not a TFLite or ONNX op: the encoder "
+               "and decoder networks are exported, the context coding runs beside them")
         return [("tflite compress/decompress", why), ("onnx compress/decompress", why)]
 
     def describe(self):

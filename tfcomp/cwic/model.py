@@ -11,6 +11,7 @@ import json
 import tensorflow as tf
 
 from ..errors import TfcompError
+from ..metrics import batch_psnr
 from ..precision import replica_loss, unscaled_gradients
 
 __all__ = ["CONFIGS", "DISTORTIONS", "ms_ssim_4", "binarize", "importance_mask",
@@ -333,7 +334,7 @@ class CWIC(tf.keras.Model):
         else:
             dist = mse
         loss = dist + active * self.gamma * tf.reduce_mean(p)
-        psnr = tf.reduce_mean(tf.image.psnr(tf.clip_by_value(y, 0.0, 1.0), x, 1.0))
+        psnr = tf.reduce_mean(batch_psnr(tf.clip_by_value(y, 0.0, 1.0), x))
         # Uncoded rate: kept bits per 8x8 block, plus log2(L) bits for its importance level.
         bpp_raw = kept * self.n / 64.0 + (tf.math.log(float(self.levels)) / tf.math.log(2.0) / 64.0
                                           if self.use_importance else 0.0)

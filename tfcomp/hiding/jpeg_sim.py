@@ -35,6 +35,8 @@ at most 2 pixels wide (images of width <= 4).
 import numpy as np
 import tensorflow as tf
 
+from ..metrics import psnr
+
 __all__ = ["LUMA_TABLE", "CHROMA_TABLE", "quant_tables", "jpeg_simulate", "compare_with_real"]
 
 #: Annex K (IJG) luminance quantisation table, quality 50.
@@ -217,11 +219,6 @@ def jpeg_simulate(images, quality, rounding="cubic", return_rate=False):
     return out, bits / tf.cast(h * w, tf.float32)
 
 
-def _psnr(a, b):
-    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
-    return float(10.0 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
-
-
 def compare_with_real(images_uint8, qualities):
     """Mean PSNR (dB) between the simulation and the real JPEG, per quality -> {q: dB}.
 
@@ -240,6 +237,6 @@ def compare_with_real(images_uint8, qualities):
         for im in images:
             real = jpeg_roundtrip(im, int(q)).numpy()
             sim = jpeg_simulate(im[None].astype(np.float32) / 255.0, int(q))[0].numpy()
-            values.append(_psnr(sim * 255.0, real))
+            values.append(psnr(sim * 255.0, real))
         results[q] = float(np.mean(values))
     return results

@@ -17,6 +17,7 @@ straight-through uint8 rounding/clipping before it; gradients pass the codec by 
 
 import tensorflow as tf
 
+from ..metrics import batch_psnr
 from ..precision import replica_loss, unscaled_gradients
 from ..restorer.model import DEFAULT_WIDTHS, build_restorer, load_core_weights
 
@@ -105,10 +106,6 @@ def _mse(a, b):
     return tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
 
 
-def _psnr(mse):
-    return 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
-
-
 class HidingModel(tf.keras.Model):
     """E and D around a real codec; `fit` on batches of clean images (x or (x, anything)).
 
@@ -190,10 +187,10 @@ class HidingModel(tf.keras.Model):
         mse_enc = _mse(hidden, clean)
         loss = tf.reduce_mean(mse) + self.fidelity * tf.reduce_mean(mse_enc)
         stats = {
-            "psnr": _psnr(_mse(tf.clip_by_value(output, 0.0, 1.0), clean)),
-            "psnr_plain": _psnr(_mse(plain, clean)),
-            "psnr_view": _psnr(_mse(decoded, clean)),
-            "psnr_enc": _psnr(_mse(sent, clean)),
+            "psnr": batch_psnr(tf.clip_by_value(output, 0.0, 1.0), clean),
+            "psnr_plain": batch_psnr(plain, clean),
+            "psnr_view": batch_psnr(decoded, clean),
+            "psnr_enc": batch_psnr(sent, clean),
             "bpp": 8.0 * tf.cast(nbytes, tf.float32) / pixels,
             "bpp_plain": 8.0 * tf.cast(plain_bytes, tf.float32) / pixels,
         }

@@ -1,7 +1,9 @@
 """Codec `jpdse-bpg`: BPG + losslessly coded semantics, enhanced at the receiver by JPD-SE.
 
-File (tfcomp.jpdse.semantic.pack_jpdse): magic "JPDS", version, model id, QP, size, side-info
-length, CRC-32, then the side information (tfcomp.jpdse.semantic.encode_side_info: the lossless
+File (tfcomp.jpdse.semantic.pack_jpdse): magic "JPDS", version (2), model id, QP, size,
+side-info length, the generator's weights id (8 bytes of tfcomp.registry.arrays_digest; a file
+decodes only with the weights that made it: the shipped ones or the same `--weights`), CRC-32,
+then the side information (tfcomp.jpdse.semantic.encode_side_info: the lossless
 label map + the instance edges it does not predict, or, for a model trained on coarse
 labels, the label map at 1/2..1/16 resolution) and the BPG stream. bpp counts every byte.
 The receiver decodes the BPG image and the semantics and runs the generator of the model the
@@ -18,13 +20,19 @@ from ..errors import BitstreamError, InputError
 from ..imageio import pad_to_multiple
 from ..codecs.base import Codec
 
-__all__ = ["JpdseBpgCodec", "MODEL_IDS", "MAX_PIXELS"]
+__all__ = ["JpdseBpgCodec", "MODEL_IDS", "MAX_PIXELS", "weights_id"]
 
 #: Model id in the file -> model name (tfcomp.models registry).
 MODEL_IDS = {1: "jpdse-bpg-p3", 2: "jpdse-bpg-p2"}
 #: The generator runs on the whole image: cap its size (memory), checked before any work,
 #: below the pixel budget (tfcomp.limits) that applies as well.
 MAX_PIXELS = 2048 * 2048
+
+
+def weights_id(generator):
+    """The 8 bytes a version 2 file carries to name the generator's weights."""
+    from ..registry import arrays_digest
+    return arrays_digest(generator.get_weights())[:8]
 
 
 def _label_array(value, what):
@@ -58,11 +66,22 @@ class JpdseBpgCodec(Codec):
     higher_is_better = False
     sweep = (33, 36, 39, 42)
 
-    def __init__(self, labels=None, instances=None, label_scale=None, **options):
+    def __init__(self, labels=None, instances=None, label_scale=None, weights=None, **options):
         self.options = dict(self.options, model=tuple(MODEL_IDS.values()))
         super().__init__(**options)
         self.labels, self.instances = labels, instances
         self.label_scale = label_scale  # None: what the model was trained with
+        self.weights = weights  # the user's .weights.h5 of the chosen model's architecture
+        self._generators = {}
+
+    def _generator(self, name):
+        """(the generator `name` with its shipped weights or --weights, its weights id)."""
+        from .. import models
+        if name not in self._generators:
+            g = models.load_model(name, weights=self.weights) if self.weights else \
+                models.load_model(name)
+            self._generators[name] = (g, weights_id(g))
+        return self._generators[name]
 
     def _label_scale(self, name):
         from ..models import get_spec
@@ -83,7 +102,7 @@ class JpdseBpgCodec(Codec):
         if name:
             return name
         for candidate in MODEL_IDS.values():  # phase 3 first
-            if models.is_available(candidate):
+            if self.weights or models.is_available(candidate):
                 return candidate
         raise InputError(f"{self.name}: no trained model installed ({', '.join(MODEL_IDS.values())}); "
                          "see README to train one")
@@ -119,9 +138,10 @@ class JpdseBpgCodec(Codec):
         name = self._model_name()
         get_spec(name)  # a known model
         model_id = {v: k for k, v in MODEL_IDS.items()}[name]
+        _, wid = self._generator(name)  # a missing or wrong --weights fails before any work
         side = encode_side_info(labels, edges, scale=self._label_scale(name))
         return pack_jpdse(bpg.encode(image, quality), side, image.shape[0], image.shape[1],
-                          quality, model_id)
+                          quality, model_id, wid)
 
     def _decode(self, data):
         from .. import models
@@ -140,12 +160,17 @@ class JpdseBpgCodec(Codec):
         if base_size is not None and base_size != (w, h):
             raise BitstreamError(f"{self.name}: BPG stream is {base_size[0]}x{base_size[1]}, "
                                  f"header says {w}x{h}")
+        generator, have = self._generator(name)
+        if parts["weights_id"] is not None and parts["weights_id"] != have:
+            raise BitstreamError(
+                f"{self.name}: this file was made by other {name} weights (id "
+                f"{parts['weights_id'].hex()}; these are {have.hex()}): pass the --weights "
+                "that made it")
         decoded = bpg.decode(parts["base_stream"])
         if decoded.shape[:2] != (h, w) or decoded.shape[2] != 3:
             raise BitstreamError(f"{self.name}: BPG stream is {decoded.shape[1]}x{decoded.shape[0]}, "
                                  f"header says {w}x{h}")
         labels, edges = decode_side_info(parts["side_info"], h, w)
-        generator = models.load_model(name)
         m = size_multiple(models.get_spec(name).builder_kwargs.get("config", "narrow"))
         x = np.concatenate([semantic_input(labels, edges=edges),
                             decoded.astype(np.float32) / 255.0], axis=-1)

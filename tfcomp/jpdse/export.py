@@ -41,15 +41,21 @@ def synthetic_labels(image):
     return _CHECK_LABELS[np.minimum((luma / 256.0 * 5).astype(int), 4)]
 
 
-def decompress_inputs(data):
+def decompress_inputs(data, weights_id=None):
     """A ``.jpdse`` file -> ({"bpg_bytes", "labels", "edges"} numpy inputs of ``decompress``,
-    the model name its header names); BitstreamError for a damaged file."""
+    the model name its header names); BitstreamError for a damaged file, and, given the
+    SavedModel's ``weights_id`` (hex, its manifest's ``decompress.weights_id``), for a
+    version 2 file made by other weights."""
     from .codec import MAX_PIXELS, MODEL_IDS
     from .semantic import decode_side_info, unpack_jpdse
     parts = unpack_jpdse(data)
     name = MODEL_IDS.get(parts["model_id"])
     if name is None:
         raise BitstreamError(f"jpdse-bpg: unknown model id {parts['model_id']}")
+    if weights_id is not None and parts["weights_id"] is not None and \
+            parts["weights_id"].hex() != weights_id:
+        raise BitstreamError(f"jpdse-bpg: this file was made by other {name} weights (id "
+                             f"{parts['weights_id'].hex()}, the SavedModel's are {weights_id})")
     h, w = parts["height"], parts["width"]
     if h * w > MAX_PIXELS:
         raise BitstreamError(f"jpdse-bpg: header claims {w}x{h}, more than the generator's "
@@ -140,6 +146,7 @@ class JpdseExporter(Exporter):
         return {"serving_default": net.function(), "decompress": decompress}
 
     def describe(self):
+        from .codec import weights_id
         return {
             "serving_default": {"inputs": {"semantics_and_image": ["float32", [-1, -1, -1, 39]]},
                                 "outputs": {"enhanced": ["float32", [-1, -1, -1, 3]]},
@@ -148,7 +155,9 @@ class JpdseExporter(Exporter):
                                       "edges": ["uint8", [-1, -1]]},
                            "outputs": {"image": ["uint8", [-1, -1, 3]]},
                            "max_pixels": self.max_pixels, "label_scale": self.label_scale,
-                           "from_file": "tfcomp.jpdse.export.decompress_inputs(.jpdse bytes)"},
+                           "weights_id": weights_id(self.model).hex(),
+                           "from_file": "tfcomp.jpdse.export.decompress_inputs(.jpdse bytes, "
+                                        "weights_id)"},
         }
 
     # -- parity ---------------------------------------------------------------------------------

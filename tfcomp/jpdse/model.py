@@ -28,6 +28,7 @@ import os
 
 import tensorflow as tf
 
+from ..metrics import batch_psnr
 from ..precision import loss_scale_optimizer, replica_loss, unscaled_gradients
 
 __all__ = ["NUM_LABELS", "SEMANTIC_CHANNELS", "INPUT_CHANNELS", "CONFIGS", "PHASES",
@@ -404,11 +405,6 @@ class VGGPerceptual:
 PHASE1_DECODED = 0.5
 
 
-def _psnr(a, b):
-    mse = tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
-    return 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
-
-
 class JpdseModel(tf.keras.Model):
     """Generator + multiscale discriminator (+ optional VGG) trained in three phases.
 
@@ -562,13 +558,13 @@ class JpdseModel(tf.keras.Model):
         self.optimizer.apply_gradients(zip(g_grads, g_vars))
         return self._update({
             "g_loss": g_loss, "d_loss": d_loss, "g_gan": g_gan, "g_fm": g_fm, "g_vgg": g_vgg,
-            "dist": dist, "psnr": _psnr(fake, target), "psnr_in": _psnr(decoded, target)})
+            "dist": dist, "psnr": batch_psnr(fake, target), "psnr_in": batch_psnr(decoded, target)})
 
     def test_step(self, data):
         semantics, decoded, target = self.unpack(data)
         output = self.enhance(semantics, decoded, training=False)
         return self._update({"dist": distortion_loss(output, target, self.dist_kind),
-                             "psnr": _psnr(output, target), "psnr_in": _psnr(decoded, target)})
+                             "psnr": batch_psnr(output, target), "psnr_in": batch_psnr(decoded, target)})
 
     def _update(self, values):
         for k, v in values.items():

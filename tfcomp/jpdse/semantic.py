@@ -629,20 +629,29 @@ def side_info_report(frames, size=DEFAULT_SIZE, consistent=True):
 # --------------------------------------------------------------------------- container
 
 MAGIC = b"JPDS"
-VERSION = 1
+#: Version written: 2 adds an 8-byte weights id after the model id (the generator's
+#: weights, tfcomp.registry.arrays_digest); version 1 files (no weights id) still read.
+VERSION = 2
+VERSIONS = (1, 2)
+#: Bytes of the weights id (version 2).
+WEIGHTS_ID_BYTES = 8
 #: Largest side accepted in a jpdse file.
 MAX_SIDE = 8192
 #: Largest BPG / HEVC quantiser.
 MAX_QP = 51
-_HEADER = struct.Struct(">4sBBBHHII")  # 19 bytes
+# magic, version, model id, qp, height, width, side-info length (+ weights id) + CRC-32.
+_HEADERS = {1: struct.Struct(">4sBBBHHII"),    # 19 bytes
+            2: struct.Struct(">4sBBBHHI8sI")}  # 27 bytes
 
 
 def _crc(header_prefix, body):
     return zlib.crc32(body, zlib.crc32(header_prefix)) & 0xFFFFFFFF
 
 
-def pack_jpdse(base_stream, side_info, height, width, qp, model_id):
-    """Header + side info + BPG stream -> ``jpdse-bpg`` file bytes."""
+def pack_jpdse(base_stream, side_info, height, width, qp, model_id, weights_id=None):
+    """Header + side info + BPG stream -> ``jpdse-bpg`` file bytes: version 2 with the
+    8-byte ``weights_id`` of the generator that is to decode it, or version 1 without one
+    (``weights_id=None``: any weights of the model named by ``model_id``)."""
     base_stream, side_info = bytes(base_stream), bytes(side_info)
     height, width, qp, model_id = int(height), int(width), int(qp), int(model_id)
     _check_size(height, width, InputError)
@@ -655,12 +664,21 @@ def pack_jpdse(base_stream, side_info, height, width, qp, model_id):
     if len(side_info) > 0xFFFFFFFF:
         raise InputError("jpdse: side information too large")
     body = side_info + base_stream
-    prefix = _HEADER.pack(MAGIC, VERSION, model_id, qp, height, width, len(side_info), 0)[:-4]
+    if weights_id is None:
+        fields = (MAGIC, 1, model_id, qp, height, width, len(side_info), 0)
+    else:
+        weights_id = bytes(weights_id)
+        if len(weights_id) != WEIGHTS_ID_BYTES:
+            raise InputError(f"jpdse: the weights id must be {WEIGHTS_ID_BYTES} bytes, got "
+                             f"{len(weights_id)}")
+        fields = (MAGIC, 2, model_id, qp, height, width, len(side_info), weights_id, 0)
+    prefix = _HEADERS[fields[1]].pack(*fields)[:-4]
     return prefix + struct.pack(">I", _crc(prefix, body)) + body
 
 
 def unpack_jpdse(data):
-    """``jpdse-bpg`` file bytes -> dict(base_stream, side_info, height, width, qp, model_id).
+    """``jpdse-bpg`` file bytes -> dict(base_stream, side_info, height, width, qp, model_id,
+    weights_id (8 bytes; None in a version 1 file), version).
 
     :class:`BitstreamError` for a truncated file, bad magic, unknown version, sizes or qp
     out of range, lengths beyond the data or a checksum mismatch.
@@ -670,22 +688,29 @@ def unpack_jpdse(data):
     data = bytes(data)
     if data[:len(MAGIC)] != MAGIC[:len(data)]:
         raise BitstreamError("jpdse: not a JPDS file (bad magic)")
-    if len(data) < _HEADER.size:
-        raise BitstreamError(f"jpdse: file too short ({len(data)} bytes) for its "
-                             f"{_HEADER.size}-byte header")
-    magic, version, model_id, qp, h, w, side_len, crc = _HEADER.unpack_from(data)
-    if version != VERSION:
+    if len(data) <= len(MAGIC):
+        raise BitstreamError(f"jpdse: file too short ({len(data)} bytes) for its header")
+    version = data[len(MAGIC)]
+    if version not in VERSIONS:
         raise BitstreamError(f"jpdse: unsupported format version {version} (this tfcomp "
-                             f"reads {VERSION})")
+                             f"reads {', '.join(map(str, VERSIONS))})")
+    header = _HEADERS[version]
+    if len(data) < header.size:
+        raise BitstreamError(f"jpdse: file too short ({len(data)} bytes) for its "
+                             f"{header.size}-byte header")
+    fields = header.unpack_from(data)
+    _, _, model_id, qp, h, w, side_len = fields[:7]
+    weights_id, crc = (fields[7], fields[8]) if version == 2 else (None, fields[7])
     if not (1 <= h <= MAX_SIDE and 1 <= w <= MAX_SIDE):
         raise BitstreamError(f"jpdse: image size {w}x{h} outside 1..{MAX_SIDE}")
     if qp > MAX_QP:
         raise BitstreamError(f"jpdse: qp {qp} outside 0..{MAX_QP}")
-    body = data[_HEADER.size:]
+    body = data[header.size:]
     if side_len >= len(body):
         raise BitstreamError("jpdse: truncated file (side information reaches past the end; "
                              "no BPG stream left)")
-    if _crc(data[:_HEADER.size - 4], body) != crc:
+    if _crc(data[:header.size - 4], body) != crc:
         raise BitstreamError("jpdse: corrupted or truncated file (checksum mismatch)")
     return {"base_stream": body[side_len:], "side_info": body[:side_len], "height": h,
-            "width": w, "qp": qp, "model_id": model_id}
+            "width": w, "qp": qp, "model_id": model_id, "weights_id": weights_id,
+            "version": version}
