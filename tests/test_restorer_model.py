@@ -319,3 +319,18 @@ def test_load_model_with_another_weights_file(tmp_path):
         models.load_model("restorer-blind", weights=plain)
     model = models.load_model("restorer-q10", weights=plain)
     assert model is not models.load_model("restorer-q10")
+
+
+def test_to_gray_computes_the_rgb_model_on_replicated_gray():
+    from tfcomp.restorer.model import to_gray
+    rgb = build_restorer(channels=3, widths=(8, 6, 6, 4))
+    rng = np.random.default_rng(0)
+    for layer in rgb.layers:  # random weights, not the identity: every path counts
+        layer.set_weights([rng.normal(0, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()])
+    gray = to_gray(rgb)
+    assert gray.input_shape[-1] == 1 and gray.count_params() < rgb.count_params()
+    g = rng.uniform(0, 1, (2, 20, 24, 1)).astype(np.float32)
+    want = rgb(np.repeat(g, 3, axis=-1)).numpy().mean(axis=-1, keepdims=True)
+    np.testing.assert_allclose(gray(g).numpy(), want, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="ungated"):
+        to_gray(build_restorer(channels=3, widths=(8, 6, 6, 4), quality_gate=True))

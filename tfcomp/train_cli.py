@@ -104,15 +104,16 @@ def _run_cwic(args, p):
         p.error("--out is required")
     from .training import make_strategy, train_cwic
     weights = args.out + ".weights.h5"
+    opts = run_options(args)
     if args.stage in ("nets", "all"):
         strategy = make_strategy(args.cpu_devices)
-        train_cwic(**run_options(args), out=weights, config=args.config, target=args.target,
+        train_cwic(**opts, out=weights, config=args.config, target=args.target,
                    gamma=args.gamma, use_binarizer=not args.no_binarizer,
                    use_importance=not args.no_importance, distortion=args.distortion,
                    mse_weight=args.mse_weight, strategy=strategy)
     if args.stage in ("tables", "all"):
         from .cwic.training import fit_tables
-        fit_tables(weights, args.config, args.data, args.out + ".ctx.npz",
+        fit_tables(weights, args.config, opts["data"], args.out + ".ctx.npz",
                    max_images=args.table_images or None)
 
 
@@ -221,6 +222,9 @@ def _check_jpdse(args, p):
         p.error(f"--vgg-weights: no such file {args.vgg_weights}")
     if len(args.data) != 1:
         p.error("--data takes one Cityscapes-layout folder")
+    if args.exclude:
+        p.error("--exclude is for the image-folder models; jpdse takes its train split of "
+                "Cityscapes (its held-out frames are chosen by tfcomp.jpdse.data)")
     from .jpdse.model import size_multiple
     m = size_multiple(args.config)
     for what, (w, h) in (("--size", args.size), ("--crop", args.crop or args.size)):

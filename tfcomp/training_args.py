@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import sys
 
 from .precision import PRECISIONS
 
@@ -41,6 +42,10 @@ def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval
                                           formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="training image folders or globs")
     p.add_argument("--eval-data", help=eval_help or "validation folder (centre crops)")
+    p.add_argument("--exclude", nargs="+", metavar="DIR",
+                   help="leave out the training images that are near-duplicates of an image "
+                        "in these folders (e.g. the test set: train/bsd100 holds all of "
+                        "BSD68); prints what it left out (tfcomp.overlap)")
     p.add_argument("--run-dir", required=True, help="checkpoints, backup (resume), TensorBoard logs")
     p.add_argument("--out", help=out_help)
     p.add_argument("--steps", type=_positive, default=steps,
@@ -74,10 +79,21 @@ def training_parser(doc, *, out_help, steps=5000, lr="1e-4", patch_note="", eval
     return p
 
 
+def _training_files(args):
+    """--data, without the near-duplicates of the --exclude images (a list of files then)."""
+    if not getattr(args, "exclude", None):
+        return args.data
+    from .overlap import exclude_near_duplicates
+    kept, dropped = exclude_near_duplicates(args.data, args.exclude)
+    print(f"--exclude: left out {len(dropped)} of {len(kept) + len(dropped)} training images "
+          f"(near-duplicates of images in {' '.join(args.exclude)})", file=sys.stderr)
+    return kept
+
+
 def run_options(args):
     """The keyword arguments of tfcomp.training.train_* that come from the shared flags
     (`crops_per_image` only when --crops-per-image is given)."""
-    opts = dict(data=args.data, run_dir=args.run_dir, eval_data=args.eval_data, steps=args.steps,
+    opts = dict(data=_training_files(args), run_dir=args.run_dir, eval_data=args.eval_data, steps=args.steps,
                 steps_per_epoch=args.steps_per_epoch, batch_size=args.batch,
                 patch_size=args.patch, lr_schedule=args.lr, init_weights=args.init_weights,
                 seed=args.seed, verbose=0 if args.quiet else 1, backup_every=args.backup_every,

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 __all__ = ["build_restorer", "identity_init", "DEFAULT_WIDTHS", "receptive_radius",
-           "BlockDCTStats", "GatedResidual", "split_gate", "load_core_weights", "GATE_PREFIX"]
+           "BlockDCTStats", "GatedResidual", "split_gate", "load_core_weights", "to_gray", "GATE_PREFIX"]
 
 #: Layer-name prefix of the quality gate (build_restorer(quality_gate=True)).
 GATE_PREFIX = "gate_"
@@ -181,6 +181,30 @@ def _is_gated_file(path):
     except OSError:  # not HDF5 (a TF checkpoint prefix, a missing file): load_weights decides
         return False
     return layers is not None and "gated_residual" in layers
+
+
+def to_gray(model, name=None):
+    """The 1-channel restorer that computes what the RGB `model` (ungated) computes on a gray
+    image replicated to RGB, averaged over the output channels (the gray-Y evaluation
+    protocol of an RGB model): the first conv's kernel summed over its input channels, the
+    output conv's kernel and bias averaged over its outputs, every other layer copied. A
+    start for gray training that begins at the RGB model's gray result."""
+    if split_gate(model) is not None:
+        raise ValueError("to_gray takes an ungated restorer (load_core_weights(..., "
+                         "drop_gate=True) first)")
+    if int(model.input_shape[-1]) != 3:
+        raise ValueError("to_gray takes an RGB restorer")
+    gray = build_restorer(channels=1, widths=_widths(model), name=name or model.name)
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        values = layer.get_weights()
+        if layer.name == "unit1_conv3a":
+            values = [values[0].sum(axis=2, keepdims=True), values[1]]
+        elif layer.name == "output_conv5":
+            values = [values[0].mean(axis=3, keepdims=True), values[1].mean(keepdims=True)]
+        gray.get_layer(layer.name).set_weights(values)
+    return gray
 
 
 def _widths(model):
