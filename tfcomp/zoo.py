@@ -53,7 +53,9 @@ def _restorer_points(results, name):
                         "psnr_baseline": p["jpeg"]["psnr"], "psnr": p["restored"]["psnr"],
                         "ssim": p["restored"]["ssim"], "psnr_gain": p["psnr_gain"]}
                        for p in d["points"]],
-            "baseline": "JPEG (Pillow, 4:2:0) at the same quality"}
+            "baseline": ("gray JPEG (Pillow, 1 channel) of the images' Y at the same quality"
+                         if d.get("protocol") == "gray-Y" else
+                         "JPEG (Pillow, 4:2:0) at the same quality")}
 
 
 def _codec_points(path, qualities=None):
