@@ -29,4 +29,15 @@ MODELS = [
         quality_min=10, quality_max=90, quality_default=10,
         exporter="tfcomp.export:ImageToImageExporter",
         trained_with="see README: training/train_restorer.py --quality-range 10 90 --quality-gate"),
+    ModelSpec(
+        name="restorer-gray",
+        kind="restorer",
+        description="artifact-removal CNN, 1 channel (309,960 params) for gray / Y images, "
+                    "trained at JPEG q10",
+        builder=_BUILDER, builder_kwargs={"channels": 1},
+        weights="restorer-gray.weights.h5",
+        quality_min=10, quality_max=10, quality_default=10,
+        exporter="tfcomp.export:ImageToImageExporter",
+        trained_with="see README: training/to_gray.py, then training/train_restorer.py --gray "
+                     "--quality 10 --exclude ../shared/data/eval/bsd68_gray"),
 ]
