@@ -1,8 +1,6 @@
 """tfcomp.overlap: a test image hidden in the training set (re-saved in gray, cropped by a
 pixel, as BSD68 is in train/bsd100) is found and left out of training; other images are not."""
 
-import argparse
-
 import numpy as np
 import pytest
 from PIL import Image

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfcomp import models, registry
 from tfcomp.errors import InputError
 from tfcomp.imageio import write_image
-from tfcomp.restorer.model import DEFAULT_WIDTHS, build_restorer, receptive_radius
+from tfcomp.restorer.model import DEFAULT_WIDTHS, build_restorer, receptive_radius, to_gray
 
 TINY = (4, 4, 4, 4)
 
@@ -322,7 +322,6 @@ def test_load_model_with_another_weights_file(tmp_path):
 
 
 def test_to_gray_computes_the_rgb_model_on_replicated_gray():
-    from tfcomp.restorer.model import to_gray
     rgb = build_restorer(channels=3, widths=(8, 6, 6, 4))
     rng = np.random.default_rng(0)
     for layer in rgb.layers:  # random weights, not the identity: every path counts

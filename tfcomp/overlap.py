@@ -29,17 +29,11 @@ THUMBNAIL = (48, 32)
 
 def thumbnail(path):
     """float32 [32, 48]: the image in gray, turned to landscape, resized (bilinear)."""
-    gray = read_image(path, mode="gray")
-    if gray.ndim == 3:
-        gray = gray[..., 0]
+    gray = read_image(path, mode="gray")  # HxW
     if gray.shape[0] > gray.shape[1]:
         gray = np.rot90(gray)
     small = Image.fromarray(np.ascontiguousarray(gray)).resize(THUMBNAIL, Image.BILINEAR)
     return np.asarray(small, np.float32)
-
-
-def _thumbnails(paths):
-    return np.stack([thumbnail(p) for p in paths]) if paths else np.zeros((0, 32, 48), np.float32)
 
 
 def near_duplicates(files, references, threshold=DUPLICATE_THRESHOLD):
@@ -48,7 +42,7 @@ def near_duplicates(files, references, threshold=DUPLICATE_THRESHOLD):
     files, references = list(files), list(references)
     if not files or not references:
         return []
-    a, b = _thumbnails(files), _thumbnails(references)
+    a, b = (np.stack([thumbnail(p) for p in paths]) for paths in (files, references))
     found = []
     for i, x in enumerate(a):
         d = np.abs(b - x).mean(axis=(1, 2))
@@ -86,7 +80,7 @@ def main(argv=None):
     p.add_argument("--list", action="store_true", help="also print every pair")
     args = p.parse_args(argv)
     try:
-        train = {t: list_images(t) for t in args.train if os.path.isdir(t) or not os.path.exists(t)}
+        train = {t: list_images(t) for t in args.train}
         evals = {e: list_images(e) for e in args.eval}
         print(f"{'evaluation set':<28} {'training set':<28} {'images':>6} {'duplicates':>10}")
         pairs = []

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the README's restorer tables: the shipped restorers, JPEG q10/20/30/40,
-# McMaster (RGB protocol) and BSD68 (gray Y protocol); the gray model on both in gray Y. Writes results/restorers/*.json + plots.
+# McMaster (RGB protocol) and BSD68 (gray Y protocol); the gray model on both in gray Y.
+# Writes results/restorers/*.json + plots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${DATA:-../shared/data}

@@ -3,7 +3,7 @@
 on gray images (the RGB model on the gray image replicated to RGB, averaged over channels):
 a start for `tfcomp train restorer --gray --init-weights ...`.
 
-  python training/to_gray.py training/stages/restorer-q10d.weights.h5 runs/gray-start.weights.h5
+  python training/to_gray.py tfcomp/weights/restorer-q10.weights.h5 gray-start.weights.h5
 A quality-gated file (restorer-blind) loses its gate (--drop-gate). Logic: tfcomp.restorer.model.to_gray.
 """
 
