@@ -142,7 +142,8 @@ def _hiding_flags(p):
     p.add_argument("--fidelity", type=float, default=0.1,
                    help="weight of MSE(I_H_enc, I_H): keeps the sent image close to the original")
     p.add_argument("--rate-weight", type=float, default=0.0,
-                   help="weight of the JPEG rate proxy of the sent image (0: off)")
+                   help="weight of the codec's rate proxy of the sent image (JPEG: the simulation's; "
+                        "BPG: DCT magnitudes against HEVC's step; 0: off)")
     p.add_argument("--width", type=int, default=48, help="encoder channels (default 48)")
     p.add_argument("--depth", type=int, default=5, help="encoder 3x3 convolutions (default 5)")
     p.add_argument("--decoder-init", default="tfcomp/weights/restorer-blind.weights.h5",

@@ -37,7 +37,8 @@ import tensorflow as tf
 
 from ..metrics import psnr
 
-__all__ = ["LUMA_TABLE", "CHROMA_TABLE", "quant_tables", "jpeg_simulate", "compare_with_real"]
+__all__ = ["LUMA_TABLE", "CHROMA_TABLE", "quant_tables", "jpeg_simulate", "compare_with_real",
+           "dct_blocks", "rate_bits", "rgb_to_ycc"]
 
 #: Annex K (IJG) luminance quantisation table, quality 50.
 LUMA_TABLE = np.array([
@@ -124,6 +125,17 @@ def _round_up(n, m):
     return (n + m - 1) // m * m
 
 
+def dct_blocks(plane):
+    """Orthonormal 8x8 DCT of a plane [B, H, W] (H, W % 8 == 0) of 0..255 values, level-shifted
+    by 128 -> coefficients [B, H/8, W/8, 8, 8]."""
+    shape = tf.shape(plane)
+    b, h, w = shape[0], shape[1], shape[2]
+    blocks = tf.reshape(plane - 128.0, [b, h // 8, 8, w // 8, 8])
+    blocks = tf.transpose(blocks, [0, 1, 3, 2, 4])  # [B, H/8, W/8, 8, 8]
+    d = tf.constant(_DCT)
+    return tf.einsum("ij,bxyjk,lk->bxyil", d, blocks, d)
+
+
 def _code_plane(plane, table, rounding):
     """DCT, quantise, dequantise, inverse DCT of a padded plane [B, H, W] (H, W % 8 == 0).
 
@@ -131,10 +143,8 @@ def _code_plane(plane, table, rounding):
     """
     shape = tf.shape(plane)
     b, h, w = shape[0], shape[1], shape[2]
-    blocks = tf.reshape(plane - 128.0, [b, h // 8, 8, w // 8, 8])
-    blocks = tf.transpose(blocks, [0, 1, 3, 2, 4])  # [B, H/8, W/8, 8, 8]
     d = tf.constant(_DCT)
-    coeffs = tf.einsum("ij,bxyjk,lk->bxyil", d, blocks, d)
+    coeffs = dct_blocks(plane)
     if table.shape.rank == 3:
         table = table[:, None, None]
     fq = _surrogate_round(coeffs / table, rounding)
@@ -143,11 +153,16 @@ def _code_plane(plane, table, rounding):
     return rec, fq
 
 
-def _rate_bits(fq):
+def rate_bits(fq):
     """Sum over an image's coefficients of log2(1 + |Fq|) -> [B]."""
     mag = tf.sqrt(tf.square(fq) + _RATE_EPS) - np.sqrt(_RATE_EPS)
     bits = tf.math.log(1.0 + mag) / np.log(2.0)
     return tf.reduce_sum(bits, axis=[1, 2, 3, 4])
+
+
+def rgb_to_ycc(x):
+    """JFIF RGB -> YCbCr of [B, H, W, 3] 0..255 values (chroma offset by 128)."""
+    return tf.einsum("bhwc,dc->bhwd", x, tf.constant(_RGB_TO_YCC, tf.float32)) + _YCC_OFFSET
 
 
 def _upsample_h2v2(chroma, h, w):
@@ -188,9 +203,9 @@ def jpeg_simulate(images, quality, rounding="cubic", return_rate=False):
         y = _replicate_pad(_replicate_pad(y, 1, _round_up(h, 8)), 2, _round_up(w, 8))
         y_rec, fq = _code_plane(y, luma_q, rounding)
         out = y_rec[:, :h, :w, None]
-        bits = _rate_bits(fq)
+        bits = rate_bits(fq)
     else:
-        ycc = tf.einsum("bhwc,dc->bhwd", x, tf.constant(_RGB_TO_YCC, tf.float32)) + _YCC_OFFSET
+        ycc = rgb_to_ycc(x)
         hp, wp = _round_up(h, 16), _round_up(w, 16)
         # The encoder replicates right to whole MCUs and down to a whole row group (2 rows)
         # before downsampling, then replicates each plane's last row down to a whole MCU row.
@@ -211,7 +226,7 @@ def jpeg_simulate(images, quality, rounding="cubic", return_rate=False):
         cb, cr = tf.split(c_rec, 2, axis=0)
         ycc_rec = tf.stack([y_rec[:, :h, :w], cb, cr], axis=-1) - _YCC_OFFSET
         out = tf.einsum("bhwc,dc->bhwd", ycc_rec, tf.constant(_YCC_TO_RGB, tf.float32))
-        bits = _rate_bits(fq_y) + tf.reduce_sum(tf.split(_rate_bits(fq_c), 2), axis=0)
+        bits = rate_bits(fq_y) + tf.reduce_sum(tf.split(rate_bits(fq_c), 2), axis=0)
 
     out = tf.clip_by_value(out, 0.0, 255.0) / 255.0
     if not return_rate:

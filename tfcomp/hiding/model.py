@@ -110,9 +110,10 @@ class HidingModel(tf.keras.Model):
     """E and D around a real codec; `fit` on batches of clean images (x or (x, anything)).
 
     Loss = MSE(output, I_H) + fidelity * MSE(I_H_enc, I_H)
-           [+ rate_weight * (rate proxy of I_H_enc - rate proxy of I_H), JPEG only],
-    the proxy being tfcomp.hiding.jpeg_sim's differentiable log-magnitude of quantised DCT
-    coefficients (bits/pixel-like). Metrics: psnr (final output), psnr_plain (the plain
+           [+ rate_weight * (rate proxy of I_H_enc - rate proxy of I_H)],
+    the proxy being, for JPEG, tfcomp.hiding.jpeg_sim's differentiable log-magnitude of the
+    quantised DCT coefficients and, for BPG, tfcomp.hiding.bpg_rate's log-magnitude of DCT
+    coefficients against HEVC's quantiser step (both bits/pixel-like). Metrics: psnr (final output), psnr_plain (the plain
     codec at the same quality, the baseline), psnr_view (the sent file decoded by any
     viewer), psnr_enc (I_H_enc), bpp / bpp_plain (real file bytes).
 
@@ -130,8 +131,6 @@ class HidingModel(tf.keras.Model):
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         if strategy == 1 and codec != "jpeg":
             raise ValueError("strategy 1 (simulated gradient) exists for JPEG only")
-        if rate_weight and codec != "jpeg":
-            raise ValueError("the rate proxy exists for JPEG only")
         self.encoder = encoder
         self.decoder = decoder
         self.codec = codec
@@ -195,13 +194,18 @@ class HidingModel(tf.keras.Model):
             "bpp_plain": 8.0 * tf.cast(plain_bytes, tf.float32) / pixels,
         }
         if self.rate_weight:
-            from .jpeg_sim import jpeg_simulate
-            _, r_hidden = jpeg_simulate(sent, q, return_rate=True)
-            _, r_plain = jpeg_simulate(clean, q, return_rate=True)
-            extra = r_hidden - tf.stop_gradient(r_plain)
+            extra = self._rate_proxy(sent, q) - tf.stop_gradient(self._rate_proxy(clean, q))
             loss += self.rate_weight * tf.reduce_mean(extra)
             stats["rate_proxy_extra"] = extra
         return output, loss, stats
+
+    def _rate_proxy(self, images, q):
+        """The codec's differentiable bits proxy per pixel [B]."""
+        if self.codec == "bpg":
+            from .bpg_rate import bpg_rate_proxy
+            return bpg_rate_proxy(images, q)
+        from .jpeg_sim import jpeg_simulate
+        return jpeg_simulate(images, q, return_rate=True)[1]
 
     def call(self, clean, training=False):
         # A mixed policy's __call__ casts the input to the compute dtype: the codec and the
