@@ -142,6 +142,27 @@ def test_quality_range_model_trains():
     assert np.isfinite(history.history["loss"]).all()
 
 
+def test_gated_decoder_starts_from_a_gated_restorer_with_its_gate(tmp_path):
+    """decoder_gate=True: D is the quality-gated restorer, loaded gate and all, so the untrained
+    system is "codec + that restorer"; the default drops a gated file's gate."""
+    from tfcomp.restorer.model import split_gate
+    tf.keras.utils.set_random_seed(5)
+    gated = build_restorer(widths=(8, 8, 8, 4), quality_gate=True)
+    for v in gated.trainable_variables:
+        v.assign(v + tf.random.normal(v.shape, stddev=0.05))
+    path = str(tmp_path / "g.weights.h5")
+    gated.save_weights(path)
+    model = tiny_hiding(quality=30, quality_range=(20, 60), strategy=1, decoder_gate=True,
+                        decoder_init=path)
+    assert split_gate(model.decoder) is not None
+    x = batch(1, 32, 40)
+    np.testing.assert_allclose(model.reveal(x).numpy(), gated(x).numpy(), atol=1e-6)
+    assert split_gate(tiny_hiding(decoder_init=path).decoder) is None
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
+    history = model.fit(batch(2, 32, 32), epochs=2, batch_size=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
 def test_weights_round_trip(tmp_path):
     model = tiny_hiding()
     model.decoder.layers[1].kernel.assign_add(tf.ones_like(model.decoder.layers[1].kernel))

@@ -148,6 +148,9 @@ def _hiding_flags(p):
     p.add_argument("--depth", type=int, default=5, help="encoder 3x3 convolutions (default 5)")
     p.add_argument("--decoder-init", default="tfcomp/weights/restorer-blind.weights.h5",
                    help="restorer weights to start the decoder from ('' = random init)")
+    p.add_argument("--decoder-gate", action="store_true",
+                   help="the decoder is the quality-gated restorer (restorer-blind's architecture, "
+                        "its gate kept from --decoder-init) instead of the ungated network")
 
 
 def _run_hiding(args, p):
@@ -161,7 +164,8 @@ def _run_hiding(args, p):
     train_hiding(**run_options(args), out=args.out, codec=args.codec, quality=args.quality,
                  quality_range=args.quality_range, strategy_kind=args.strategy,
                  fidelity=args.fidelity, rate_weight=args.rate_weight, width=args.width,
-                 depth=args.depth, decoder_init=args.decoder_init or None, strategy=strategy)
+                 depth=args.depth, decoder_init=args.decoder_init or None,
+                 decoder_gate=args.decoder_gate, strategy=strategy)
 
 
 # -- jpdse --------------------------------------------------------------------------------

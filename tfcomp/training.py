@@ -516,7 +516,8 @@ HIDING_NO_JIT = ("--jit: the hiding model runs the real JPEG/BPG codec inside it
 
 def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quality=50,
                  quality_range=None, strategy_kind=2, fidelity=0.1, rate_weight=0.0,
-                 width=48, depth=5, decoder_init=None, steps=4000, steps_per_epoch=250,
+                 width=48, depth=5, decoder_init=None, decoder_gate=False, steps=4000,
+                 steps_per_epoch=250,
                  batch_size=8, patch_size=128, lr_schedule="1e-4", init_weights=None, seed=0,
                  cpu_devices=1, verbose=1, strategy=None, crops_per_image=None, backup_every=None,
                  precision="float32", jit=False):
@@ -524,7 +525,8 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
 
     `strategy_kind` is the paper's training strategy (1: simulated-JPEG gradient, 2:
     identity gradient through the codec); `strategy` is the tf.distribute strategy.
-    `decoder_init` starts D from a restorer's weights (e.g. restorer-blind's).
+    `decoder_init` starts D from a restorer's weights (e.g. restorer-blind's); `decoder_gate`
+    makes D the quality-gated restorer (build_hiding).
     `precision` as in train_restorer; `jit` is refused (see HIDING_NO_JIT).
     """
     from .hiding.model import build_hiding
@@ -539,7 +541,7 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
     def build_fn():
         return build_hiding(codec=codec, quality=quality, quality_range=quality_range,
                             strategy=strategy_kind, fidelity=fidelity, rate_weight=rate_weight,
-                            width=width, depth=depth,
+                            width=width, depth=depth, decoder_gate=decoder_gate,
                             decoder_init=None if init_weights else decoder_init)
 
     x, _ = _sample_batch(dataset, validation)

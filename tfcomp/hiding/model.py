@@ -240,12 +240,17 @@ class HidingModel(tf.keras.Model):
 
 def build_hiding(codec="jpeg", quality=50, quality_range=None, strategy=2, fidelity=0.1,
                  rate_weight=0.0, width=48, depth=5, decoder_widths=DEFAULT_WIDTHS,
-                 decoder_init=None):
-    """A built HidingModel (variables created). `decoder_init`: restorer weights for D."""
+                 decoder_init=None, decoder_gate=False):
+    """A built HidingModel (variables created). `decoder_init`: restorer weights for D.
+
+    `decoder_gate=True`: D is the quality-gated restorer (restorer-blind's architecture),
+    started from a gated file with its gate, so a quality-range model starts as "JPEG +
+    restorer-blind"; otherwise a gated file's network is taken and its gate dropped."""
     encoder = build_hiding_encoder(width=width, depth=depth)
-    decoder = build_restorer(channels=3, widths=decoder_widths, name="hiding_decoder")
+    decoder = build_restorer(channels=3, widths=decoder_widths, name="hiding_decoder",
+                             quality_gate=decoder_gate)
     if decoder_init:
-        load_core_weights(decoder, decoder_init, drop_gate=True)  # a gated file: its network
+        load_core_weights(decoder, decoder_init, drop_gate=not decoder_gate)
     model = HidingModel(encoder, decoder, codec=codec, quality=quality,
                         quality_range=quality_range, strategy=strategy, fidelity=fidelity,
                         rate_weight=rate_weight, name=f"hiding_{codec}")
