@@ -202,7 +202,7 @@ def test_registry_codec_and_cli(tiny, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(models._REGISTRY, "cwic-7", models.ModelSpec(
         name="cwic-7", kind="learned", description="test", builder="tfcomp.cwic.model:build_cwic",
         builder_kwargs={"config": "tiny"}, weights="t.weights.h5", tables="t.ctx.npz",
-        quality_min=7, quality_max=7, quality_default=7))
+        quality_min=7, quality_max=7, quality_default=7, codec="cwic"))
     codec = get_codec("cwic")
     assert codec.qualities == [7] and codec.weights_present
     img = photo(33, 41)

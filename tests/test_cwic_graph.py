@@ -223,6 +223,46 @@ def registry(tiny, tmp_path, monkeypatch):
     return tmp_path
 
 
+def test_two_rate_sets_share_the_format_and_decode_from_either(tiny, registry, monkeypatch):
+    """cwic-mse's models write their set's rate id (base 16 + rate index) into the header, so
+    any .cwic file names the model that decodes it, whichever codec of the format reads it."""
+    from tfcomp.codecs import codec_for_bytes, get_codec
+    tf.keras.utils.set_random_seed(8)
+    other = build_cwic("tiny")
+    other.set_tables(fitted(other, seeds=(21,)), rate=21)
+    other.save_weights(str(registry / "m.weights.h5"))
+    other.tables.save(str(registry / "m.ctx.npz"))
+    models._LOADED["cwic-mse-5"] = other
+    monkeypatch.setitem(models._REGISTRY, "cwic-mse-5", models.ModelSpec(
+        name="cwic-mse-5", kind="learned", description="test", builder="tfcomp.cwic.model:build_cwic",
+        builder_kwargs={"config": "tiny"}, weights="m.weights.h5", tables="m.ctx.npz",
+        quality_min=5, quality_max=5, quality_default=5, codec="cwic-mse",
+        codec_settings={"rate_id": 21}))
+    mse, ssim = get_codec("cwic-mse"), get_codec("cwic")
+    assert mse.qualities == [5] and ssim.qualities == [5]
+    img = natural_rgb(40, 48, seed=9)
+    a, b = ssim.encode(img, 5), mse.encode(img, 5)
+    assert (a[5], b[5]) == (5, 21)  # the rate byte after magic and version
+    assert cwic_codec.unpack(b).model_id == other.model_id
+    for data, model in ((a, tiny), (b, other)):
+        want = model.decompress(data).numpy()
+        for codec in (ssim, mse, codec_for_bytes(data)):
+            np.testing.assert_array_equal(codec.decode(data), want)
+    forged = bytearray(b)
+    forged[5] = 22
+    with pytest.raises(BitstreamError, match="id 22"):
+        mse.decode(with_crc(bytes(forged)))
+
+
+def test_shipped_rate_ids_are_unique_and_in_their_sets_range():
+    from tfcomp.cwic.specs import CODECS, MODELS, RATE_BASE
+    ids = [s.codec_settings["rate_id"] for s in MODELS]
+    assert len(set(ids)) == len(ids)
+    for s in MODELS:
+        assert s.codec in CODECS
+        assert s.codec_settings["rate_id"] == RATE_BASE[s.codec] + s.quality_min < RATE_BASE[s.codec] + 16
+
+
 def test_cli_weights_of_your_own(registry, capsys):
     """--weights DIR codes with another model; its files need it to decode (clear error)."""
     from PIL import Image

@@ -36,7 +36,7 @@ from ..imageio import pad_to_multiple
 from ..codecs.base import Codec
 
 __all__ = ["CwicCodec", "MAGIC", "VERSION", "VERSIONS", "HEADERS", "CwicFile", "MAX_SIDE",
-           "TILE", "pack", "unpack", "compress_array", "decompress_array", "analyse",
+           "TILE", "CwicMseCodec", "pack", "unpack", "compress_array", "decompress_array", "analyse",
            "synthesise", "load_user_model"]
 
 MAGIC = b"CWIC"
@@ -235,7 +235,11 @@ def load_user_model(spec_name, weights, tables=None, rate=0):
 
 
 class CwicCodec(Codec):
-    """Content-weighted image compression; quality = rate index of a shipped model.
+    """Content-weighted image compression; quality = rate index of a shipped model of this
+    codec's set (`cwic`: the MS-SSIM-trained models cwic-1..3).
+
+    Any .cwic file decodes with either codec of the format: its header's rate id names the
+    registry model, whichever set it belongs to (tfcomp.cwic.specs.RATE_BASE).
 
     Options `weights` (a .weights.h5 file or a directory with it and its tables) and `tables`
     (the .ctx.npz): code with a model of your own, of the rate model's architecture, instead
@@ -244,14 +248,23 @@ class CwicCodec(Codec):
 
     name = "cwic"
     kind = "learned"
-    description = "content-weighted learned codec (Li et al. 2018), quality = rate model index"
+    description = "content-weighted learned codec (Li et al. 2018), MS-SSIM-trained rate models, " \
+                  "quality = rate model index"
     extension = ".cwic"
 
-    @staticmethod
-    def _specs():
-        from .. import models
-        return {s.quality_min: s for s in (models.get_spec(n) for n in models.model_names("learned"))
-                if s.name.startswith("cwic-")}
+    @classmethod
+    def _specs(cls):
+        """Rate index -> registry spec of this codec's set."""
+        return {s.quality_min: s for s in _cwic_specs() if s.codec == cls.name}
+
+    @classmethod
+    def rate_id(cls, quality):
+        """The rate id this set's model of rate index `quality` writes into its files."""
+        from .specs import RATE_BASE
+        spec = cls._specs().get(quality)
+        if spec is not None:
+            return spec.codec_settings.get("rate_id", quality)
+        return RATE_BASE.get(cls.name, 0) + quality
 
     @property
     def qualities(self):
@@ -292,32 +305,62 @@ class CwicCodec(Codec):
         self.weights, self.tables = weights, tables
         self._user = {}
 
-    def _load(self, rate):
-        """The model (tables attached) for rate index `rate`: shipped, or the user's weights."""
-        from .. import models
+    def _user_model(self, rate_id, quality):
+        """The user's --weights model with the architecture of this set's rate model."""
         specs = self._specs()
+        spec = specs.get(quality) or specs.get(self.quality_default)
+        if spec is None:
+            raise InputError("cwic: no rate model registered to take the architecture from")
+        if rate_id not in self._user:
+            self._user[rate_id] = load_user_model(spec.name, self.weights, self.tables, rate_id)
+        return self._user[rate_id]
+
+    def _load(self, quality):
+        """The model (tables attached) of this set's rate index `quality`: the user's
+        --weights model or the shipped one."""
+        from .. import models
         if self.weights:
-            spec = specs.get(rate) or specs.get(self.quality_default)
-            if spec is None:
-                raise InputError("cwic: no rate model registered to take the architecture from")
-            if rate not in self._user:
-                self._user[rate] = load_user_model(spec.name, self.weights, self.tables, rate)
-            return self._user[rate]
-        if rate not in specs:
-            raise BitstreamError(f"cwic: file needs rate model {rate}, which this tfcomp does "
-                                 f"not have (known: {sorted(specs)})")
-        return models.load_model(specs[rate].name)
+            return self._user_model(self.rate_id(quality), quality)
+        specs = self._specs()
+        if quality not in specs:
+            raise InputError(f"cwic: no rate model {quality} in {self.name} (known: {sorted(specs)})")
+        return models.load_model(specs[quality].name)
 
     def _encode(self, image, quality):
         if image.shape[2] == 1:
             image = np.repeat(image, 3, axis=2)
         model = self._load(quality)
-        return compress_array(model, model.tables, quality, image)
+        return compress_array(model, model.tables, self.rate_id(quality), image)
 
     def _decode(self, data):
+        from .. import models
         parsed = unpack(data)
-        model = self._load(parsed.rate)
+        if self.weights:
+            model = self._user_model(parsed.rate, parsed.rate % 16)
+        else:
+            by_id = {s.codec_settings.get("rate_id", s.quality_min): s for s in _cwic_specs()}
+            if parsed.rate not in by_id:
+                raise BitstreamError(
+                    f"cwic: file needs the rate model with id {parsed.rate}, which this tfcomp "
+                    f"does not have (known: {', '.join(f'{i} ({s.name})' for i, s in sorted(by_id.items()))})")
+            model = models.load_model(by_id[parsed.rate].name)
         return decompress_array(model, model.tables, data)
 
     def sniff(self, data):
         return data[:4] == MAGIC
+
+
+class CwicMseCodec(CwicCodec):
+    """The same codec and file format with the MSE-trained rate models cwic-mse-1..3."""
+
+    name = "cwic-mse"
+    description = "content-weighted learned codec (Li et al. 2018), MSE-trained rate models, " \
+                  "quality = rate model index"
+
+
+def _cwic_specs():
+    """Every registry model of the .cwic format (both sets)."""
+    from .. import models
+    from .specs import CODECS
+    return [s for s in (models.get_spec(n) for n in models.model_names("learned"))
+            if s.codec in CODECS]

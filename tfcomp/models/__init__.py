@@ -63,7 +63,8 @@ def load_model(name, weights=None):
         model = spec.build()
         load_weights_checked(model, spec.weights_path)
         if spec.tables and hasattr(model, "set_tables"):  # a codec model carries its tables
-            model.set_tables(load_extra(name), spec.quality_min)
+            model.set_tables(load_extra(name), spec.codec_settings.get("rate_id",
+                                                                       spec.quality_min))
         _LOADED[name] = model
     return _LOADED[name]
 
