@@ -385,6 +385,47 @@ def test_forged_sizes_and_malformed_ue7(encoded):
         assert_bitstream_error(bytes(data))
 
 
+def test_extension_records_leave_the_picture_alone(rgb, encoded):
+    """with_extension adds (tag, len, bytes) records after picture_data_length (spec layout,
+    checked here by hand); every decoder path shows the same picture; the graph version writes
+    the same bytes."""
+    import tensorflow as tf
+    h = parse_header(encoded)
+    lengths = 6 + len(ue7_bytes(h["width"])) + len(ue7_bytes(h["height"])) + 1
+    one = bpg.with_extension(encoded, 64, b"tfcomp")
+    assert one[5] == encoded[5] | 0x08 and one[:5] == encoded[:5]
+    assert one[6:lengths] == encoded[6:lengths]
+    assert one[lengths:] == ue7_bytes(8) + b"\x40\x06tfcomp" + encoded[lengths:]
+    big = bytes(range(256)) * 2
+    two = bpg.with_extension(one, 200, big)
+    assert bpg.extensions(encoded) == [] and bpg.extensions(one) == [(64, b"tfcomp")]
+    assert bpg.extensions(two) == [(64, b"tfcomp"), (200, big)]
+    want = bpg.decode(encoded)
+    for data in (one, two):
+        np.testing.assert_array_equal(bpg.decode(data), want)
+        np.testing.assert_array_equal(get_codec("bpg").decode(data), want)
+    graph = tf.function(lambda d: bpg.with_extension_graph(d, 64, b"tfcomp"))
+    assert graph(tf.constant(encoded)).numpy() == one
+    wide = bpg.encode(natural_rgb(9, 300), 30)  # a two-byte picture_width
+    assert graph(tf.constant(wide)).numpy() == bpg.with_extension(wide, 64, b"tfcomp")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="without extensions"):
+        graph(tf.constant(one))
+
+
+def test_malformed_extension_records_are_bitstream_errors(encoded):
+    one = bpg.with_extension(encoded, 64, b"tfcomp")
+    h = parse_header(encoded)
+    lengths = 6 + len(ue7_bytes(h["width"])) + len(ue7_bytes(h["height"])) + 1
+    for forged in (one[:lengths] + ue7_bytes(1 << 20) + one[lengths + 1:],   # past the end
+                   one[:lengths + 2] + b"\x7f" + one[lengths + 3:],          # record too long
+                   one[:lengths + 1] + b"\x80" + one[lengths + 2:],          # bad ue7 tag
+                   b"BPG\xfb\x00", b"\x89PNG" + one[4:]):
+        with pytest.raises(BitstreamError):
+            bpg.extensions(forged)
+        with pytest.raises(BitstreamError):
+            bpg.with_extension(forged, 64, b"x")
+
+
 def test_op_errors_are_invalid_argument(ops, rgb):
     import tensorflow as tf
     with pytest.raises(tf.errors.InvalidArgumentError, match="magic"):

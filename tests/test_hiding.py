@@ -11,7 +11,7 @@ from imagegen import natural_gray, natural_rgb
 from tfcomp import models
 from tfcomp.codecs import get_codec
 from tfcomp.hiding.codec import COMMENT_PREFIX, weights_id
-from tfcomp.errors import InputError
+from tfcomp.errors import BitstreamError, InputError
 from tfcomp.hiding.model import (HidingModel, build_hiding, build_hiding_encoder, codec_in_loop,
                                   real_codec, st_quantize)
 from tfcomp.restorer.model import build_restorer
@@ -332,9 +332,24 @@ def test_hiding_bpg_writes_a_standard_bpg(monkeypatch):
     assert plain.sniff(data)                      # a .bpg any BPG decoder reads
     viewer = plain.decode(data)
     assert viewer.shape == img.shape
-    out = get_codec("hiding-bpg").decode(data)
+    codec = get_codec("hiding-bpg")
+    out = codec.decode(data)
     from tfcomp.restorer.restore import restore_array
     np.testing.assert_array_equal(out, restore_array(model.decoder, viewer))
+    assert codec.notice == ""
+    # the model and its weights are named in an extension record, which viewers skip
+    from tfcomp.codecs.bpg import extensions
+    from tfcomp.hiding.codec import BPG_MARKER_TAG
+    assert extensions(data) == [(BPG_MARKER_TAG, COMMENT_PREFIX + b"hiding-bpg-qp30-s2:"
+                                 + weights_id(model).encode())]
+    other = tiny_hiding(codec="bpg", quality=30)
+    monkeypatch.setitem(models._LOADED, "hiding-bpg-qp30-s2", other)
+    with pytest.raises(BitstreamError, match="other hiding-bpg-qp30-s2 weights"):
+        get_codec("hiding-bpg").decode(data)
+    # a BPG without the record (earlier versions' files) decodes with the default model
+    codec = get_codec("hiding-bpg")
+    assert codec.decode(plain.encode(img, 30)).shape == img.shape
+    assert "no hidden-residual marker in this BPG file" in codec.notice
     with pytest.raises(InputError, match=r"no trained model for quality 35; installed: hiding-bpg-qp30-s2"):
         get_codec("hiding-bpg").encode(img, 35)
 

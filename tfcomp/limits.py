@@ -20,7 +20,7 @@ import threading
 from .errors import BitstreamError, InputError
 
 __all__ = ["DEFAULT_MAX_PIXELS", "max_pixels", "set_max_pixels", "pixel_budget", "check_pixels",
-           "check_fill", "jpeg_frame", "jpeg_min_bytes", "bpg_size", "image_size"]
+           "check_fill", "jpeg_frame", "jpeg_min_bytes", "read_ue7", "bpg_size", "image_size"]
 
 #: The default budget: 64 Mi pixels (8192 x 8192 = 67,108,864), about 200 MB as 8-bit RGB.
 DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
@@ -152,7 +152,7 @@ def jpeg_min_bytes(frame):
 
 
 # -- BPG ----------------------------------------------------------------------------------------
-def _ue7(data, pos):
+def read_ue7(data, pos):
     """One ue7 integer of a BPG header at ``pos`` -> (value, next position); None if malformed
     (the decoder then reports it)."""
     value = 0
@@ -172,10 +172,10 @@ def bpg_size(data):
     """(width, height) from a BPG file's header, or None if it does not parse that far."""
     if len(data) < 7 or bytes(data[:4]) != b"BPG\xfb":
         return None
-    width = _ue7(data, 6)
+    width = read_ue7(data, 6)
     if width is None:
         return None
-    height = _ue7(data, width[1])
+    height = read_ue7(data, width[1])
     if height is None:
         return None
     return width[0], height[0]

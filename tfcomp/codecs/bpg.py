@@ -37,7 +37,8 @@ from ..errors import BitstreamError, InputError, TfcompError
 from .base import Codec
 
 __all__ = ["BpgCodec", "encode", "decode", "bpg_encode", "bpg_decode", "bpg_roundtrip",
-           "load_ops", "library_present", "LIBRARY_PATH", "MAGIC"]
+           "load_ops", "library_present", "LIBRARY_PATH", "MAGIC", "extensions",
+           "with_extension", "with_extension_graph"]
 
 #: The compiled op library (built by tfcomp/csrc/build.py).
 LIBRARY_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -161,6 +162,98 @@ def decode(data, alpha=False):
 
 
 # -- graph functions ---------------------------------------------------------------------
+# -- extension records ------------------------------------------------------------------
+# A BPG header may carry (tag, length, bytes) records after picture_data_length: 1 EXIF, 2 ICC,
+# 3 XMP, 4 thumbnail, 5 animation; decoders skip the ones they do not use (libbpg reads them
+# only when asked, tfcomp's decoder only for animations), so other tags can carry private data.
+
+def _ue7_bytes(value):
+    """The ue7 (big-endian base-128) coding of a non-negative int below 2^30."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _read_ue7(data, pos, what):
+    got = limits.read_ue7(data, pos)
+    if got is None:
+        raise BitstreamError(f"bpg: malformed header ({what} at byte {pos})")
+    return got
+
+
+def _after_lengths(data):
+    """(has extensions, index of the byte after picture_data_length) of a BPG file."""
+    if len(data) < 7 or data[:4] != MAGIC:
+        raise BitstreamError("bpg: not a BPG file (magic 42 50 47 FB missing)")
+    pos = 6
+    for what in ("picture_width", "picture_height", "picture_data_length"):
+        pos = _read_ue7(data, pos, what)[1]
+    return bool(data[5] & 0x08), pos
+
+
+def extensions(data):
+    """The extension records of a BPG file as a list of (tag, payload bytes), in file order
+    ([] without any). Raises BitstreamError if the header or a record is malformed."""
+    data = bytes(data)
+    has, pos = _after_lengths(data)
+    if not has:
+        return []
+    length, pos = _read_ue7(data, pos, "extension_data_length")
+    end = pos + length
+    if end > len(data):
+        raise BitstreamError(f"bpg: extension data of {length} bytes runs past the end of the "
+                             f"file ({len(data)} bytes)")
+    records = []
+    while pos < end:
+        tag, pos = _read_ue7(data[:end], pos, "extension tag")
+        size, pos = _read_ue7(data[:end], pos, "extension length")
+        if pos + size > end:
+            raise BitstreamError(f"bpg: extension tag {tag} of {size} bytes runs past the "
+                                 f"extension data")
+        records.append((tag, data[pos:pos + size]))
+        pos += size
+    return records
+
+
+def with_extension(data, tag, payload):
+    """`data` (a BPG file) with one more extension record (tag, payload) after the ones it
+    has; the picture data is unchanged, so every decoder shows the same image."""
+    data = bytes(data)
+    extensions(data)  # the records it has must parse
+    has, pos = _after_lengths(data)
+    record = _ue7_bytes(tag) + _ue7_bytes(len(payload)) + bytes(payload)
+    if has:
+        length, start = _read_ue7(data, pos, "extension_data_length")
+        old, rest = data[start:start + length], data[start + length:]
+    else:
+        old, rest = b"", data[pos:]
+    head = bytearray(data[:pos])
+    head[5] |= 0x08
+    return bytes(head) + _ue7_bytes(len(old) + len(record)) + old + record + rest
+
+
+def with_extension_graph(data, tag, payload):
+    """:func:`with_extension` as graph ops, for a scalar string tensor holding a file of
+    :func:`bpg_encode` (which writes no extensions): byte-identical to the eager function."""
+    import tensorflow as tf
+    record = _ue7_bytes(tag) + _ue7_bytes(len(payload)) + bytes(payload)
+    head = tf.io.decode_raw(tf.strings.substr(data, 0, 24), tf.uint8)
+    ends = tf.cast(tf.where(head[6:] < 128)[:, 0], tf.int32)  # the last byte of each ue7
+    ok = tf.debugging.Assert(tf.logical_and(
+        tf.size(ends) >= 3, tf.bitwise.bitwise_and(head[5], 8) == 0),
+        ["bpg: expected an encoder file without extensions"])
+    with tf.control_dependencies([ok]):
+        pos = 6 + ends[2] + 1
+    byte5 = tf.strings.substr(tf.constant(bytes(range(256))),
+                              tf.cast(tf.bitwise.bitwise_or(head[5], 8), tf.int32), 1)
+    return tf.strings.join([tf.strings.substr(data, 0, 5), byte5,
+                            tf.strings.substr(data, 6, pos - 6),
+                            _ue7_bytes(len(record)) + record, tf.strings.substr(data, pos, -1)])
+
+
 def bpg_encode(image, qp=QP_DEFAULT, chroma="420", level=LEVEL_DEFAULT, lossless=False,
                name=None):
     """uint8 [H, W, C] tensor -> scalar tf.string holding a .bpg file (graph op).

@@ -15,8 +15,10 @@ same; only the JFIF header differs (TF writes 300x300 dpi, Pillow a 1:1 aspect r
 unit) and Pillow adds the "tfcomp-hiding:MODEL" comment segment. ``compress`` rewrites those
 5 header bytes and inserts the comment where Pillow puts it, so its files are byte-identical
 to ``tfcomp compress --codec hiding-jpeg`` (which stays Pillow-based; tests check both ways).
-The BPG variant runs tfcomp's BPG op in the graph: its SavedModel needs the op library, which
-is copied into ``assets.extra/`` and listed in the manifest's ``custom_ops``.
+The BPG variant runs tfcomp's BPG op in the graph and adds the marker as the CLI does (a BPG
+extension record, tfcomp.codecs.bpg.with_extension_graph), so its files are byte-identical
+too; its SavedModel needs the op library, which is copied into ``assets.extra/`` and listed
+in the manifest's ``custom_ops``.
 """
 
 import struct
@@ -114,8 +116,9 @@ class HidingExporter(Exporter):
         return bpg_roundtrip(image, quality)[0]
 
     def comment(self):
-        """The COM segment the CLI writes into a hiding-jpeg file of this model (computed
-        eagerly: it hashes the weights), a constant of the compress graph."""
+        """The marker text the CLI writes into a file of this model (hiding-jpeg: a COM
+        segment, hiding-bpg: an extension record), computed eagerly (it hashes the weights):
+        a constant of the compress graph."""
         from . import codec
         if hasattr(codec, "marker"):
             return codec.marker(self.model_name, self.model)
@@ -124,8 +127,10 @@ class HidingExporter(Exporter):
     def _write_graph(self, sent, quality, comment):
         if self.codec == "jpeg":
             return pillow_style_jpeg(sent, quality, comment)
-        from ..codecs.bpg import LEVEL_DEFAULT, bpg_encode
-        return bpg_encode(sent, quality, "420", LEVEL_DEFAULT, False)
+        from ..codecs.bpg import LEVEL_DEFAULT, bpg_encode, with_extension_graph
+        from .codec import BPG_MARKER_TAG
+        return with_extension_graph(bpg_encode(sent, quality, "420", LEVEL_DEFAULT, False),
+                                    BPG_MARKER_TAG, comment)
 
     def _read_graph(self, data):
         """File bytes -> uint8 [H, W, 3], the size checked from the header first."""
@@ -152,7 +157,7 @@ class HidingExporter(Exporter):
         import tensorflow as tf
         lo, hi = self.quality_range
         model = self.model
-        comment = self.comment() if self.codec == "jpeg" else b""
+        comment = self.comment()  # JPEG: the COM segment's text; BPG: the extension record's
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image"),
                                       tf.TensorSpec([], tf.int32, name="quality")])
