@@ -306,6 +306,12 @@ def test_evaluate_hiding_and_report(loaded, tmp_path, capsys):
     assert main(["report", str(path)]) == 0
     out = capsys.readouterr().out
     assert "hiding-jpeg-q50-s2" in out and "jpeg + restorer-blind" in out
+    header = next(line for line in out.splitlines() if line.startswith("| method"))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    row = next(line for line in out.splitlines() if line.startswith("| hiding-jpeg-q50-s2"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[columns.index("dB vs codec at equal bpp")] == \
+        f"{s['hiding']['psnr'] - s['plain_eq']['psnr']:+.2f}"
 
 
 def test_slim_weights_after_training(tmp_path):
@@ -325,7 +331,9 @@ def test_slim_weights_after_training(tmp_path):
 def test_hiding_bpg_writes_a_standard_bpg(monkeypatch):
     model = tiny_hiding(codec="bpg", quality=30)
     model.encoder.get_layer("enc_out").bias.assign([0.02, -0.02, 0.01])
-    monkeypatch.setitem(models._LOADED, "hiding-bpg-qp30-s2", model)
+    default = get_codec("hiding-bpg").model_for(30)
+    assert default == "hiding-bpg-qp30-rate"
+    monkeypatch.setitem(models._LOADED, default, model)
     img = natural_rgb(40, 56, seed=7)
     data = get_codec("hiding-bpg").encode(img, 30)
     plain = get_codec("bpg")
@@ -340,23 +348,24 @@ def test_hiding_bpg_writes_a_standard_bpg(monkeypatch):
     # the model and its weights are named in an extension record, which viewers skip
     from tfcomp.codecs.bpg import extensions
     from tfcomp.hiding.codec import BPG_MARKER_TAG
-    assert extensions(data) == [(BPG_MARKER_TAG, COMMENT_PREFIX + b"hiding-bpg-qp30-s2:"
+    assert extensions(data) == [(BPG_MARKER_TAG, COMMENT_PREFIX + default.encode() + b":"
                                  + weights_id(model).encode())]
     other = tiny_hiding(codec="bpg", quality=30)
-    monkeypatch.setitem(models._LOADED, "hiding-bpg-qp30-s2", other)
-    with pytest.raises(BitstreamError, match="other hiding-bpg-qp30-s2 weights"):
+    monkeypatch.setitem(models._LOADED, default, other)
+    with pytest.raises(BitstreamError, match=f"other {default} weights"):
         get_codec("hiding-bpg").decode(data)
     # a BPG without the record (earlier versions' files) decodes with the default model
     codec = get_codec("hiding-bpg")
     assert codec.decode(plain.encode(img, 30)).shape == img.shape
     assert "no hidden-residual marker in this BPG file" in codec.notice
-    with pytest.raises(InputError, match=r"no trained model for quality 35; installed: hiding-bpg-qp30-s2"):
+    with pytest.raises(InputError, match=r"no trained model for quality 35; installed: "
+                                         r"hiding-bpg-qp30-rate \(quality 30..30\), hiding-bpg-qp30-s2"):
         get_codec("hiding-bpg").encode(img, 35)
 
 
 @pytest.mark.parametrize("model,quality", [("hiding-jpeg-q50-s1", 50), ("hiding-jpeg-q50-s2", 50),
                                            ("hiding-jpeg-blind", 20), ("hiding-jpeg-blind", 80),
-                                           ("hiding-bpg-qp30-s2", 30)])
+                                           ("hiding-bpg-qp30-s2", 30), ("hiding-bpg-qp30-rate", 30)])
 def test_shipped_hiding_models_beat_their_plain_codec(model, quality):
     """Each shipped model on a photo crop it never saw: better than its plain codec."""
     from skimage import data as skdata

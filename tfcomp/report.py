@@ -65,15 +65,18 @@ def hiding_markdown(results):
         s, key = r["summary"], (r["plain_codec"], r["quality"])
         if key not in seen:  # the fixed-quality baselines once per (codec, quality)
             seen.add(key)
-            rows.append((f"{r['plain_codec']}", r["quality"], cell(s["plain"]), "-", "-", "-", "-", "-"))
+            rows.append((f"{r['plain_codec']}", r["quality"], cell(s["plain"]), "-", "-", "-", "-",
+                         "-", "-"))
             rows.append((f"{r['plain_codec']} + {r['restorer']}", r["quality"],
                          cell(s["plain_restored"]), "-", "-",
-                         f"{s['plain_restored']['psnr'] - s['plain']['psnr']:+.2f}", "-", "-"))
+                         f"{s['plain_restored']['psnr'] - s['plain']['psnr']:+.2f}", "-", "-", "-"))
         rows.append((r["model"], r["quality"], cell(s["hiding"]), cell(s["plain_eq"]),
                      cell(s["plain_eq_restored"]),
                      f"{s['hiding']['psnr'] - s['plain']['psnr']:+.2f}",
+                     f"{s['hiding']['psnr'] - s['plain_eq']['psnr']:+.2f}",
                      f"{s['hiding']['psnr'] - s['plain_eq_restored']['psnr']:+.2f}",
                      _cell(s["hiding_view"]["psnr"], 2)))
     return markdown_table(["method", "q", "PSNR / SSIM (bpp)", "codec at equal bpp",
                            "codec + restorer at equal bpp", "dB vs codec at q",
-                           "dB vs codec + restorer at equal bpp", "viewer sees (dB)"], rows)
+                           "dB vs codec at equal bpp", "dB vs codec + restorer at equal bpp",
+                           "viewer sees (dB)"], rows)

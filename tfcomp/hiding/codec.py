@@ -214,7 +214,9 @@ class HidingBpgCodec(_HidingCodec):
     quality_min, quality_max, quality_default = 0, 51, 30
     higher_is_better = False
     sweep = (26, 28, 30, 32, 34)
-    default_models = ((30, "hiding-bpg-qp30-s2"),)
+    # QP30: the model trained with the BPG rate term first (ahead of plain BPG at equal bpp,
+    # README); the earlier one only ties it.
+    default_models = ((30, "hiding-bpg-qp30-rate"), (30, "hiding-bpg-qp30-s2"))
 
     def _write(self, sent, quality, name):
         from ..codecs.bpg import with_extension

@@ -29,5 +29,7 @@ MODELS = [
          {"codec": "jpeg", "quality": 50, "quality_range": (10, 90), "strategy": 2},
          (10, 90), "JPEG q10..90, strategy 2"),
         ("hiding-bpg-qp30-s2", "hiding-bpg", {"codec": "bpg", "quality": 30, "strategy": 2},
-         (30, 30), "BPG QP30, strategy 2"))
+         (30, 30), "BPG QP30, strategy 2"),
+        ("hiding-bpg-qp30-rate", "hiding-bpg", {"codec": "bpg", "quality": 30, "strategy": 2},
+         (30, 30), "BPG QP30, strategy 2, trained with the BPG rate term"))
 ]
