@@ -184,62 +184,60 @@ def _read_ue7(data, pos, what):
     return got
 
 
-def _after_lengths(data):
-    """(has extensions, index of the byte after picture_data_length) of a BPG file."""
+def _record(tag, payload):
+    """One extension record: tag ue7, length ue7, the payload."""
+    return _ue7_bytes(tag) + _ue7_bytes(len(payload)) + bytes(payload)
+
+
+def _layout(data):
+    """(records, end of the fixed header fields, start and end of the extension data) of a BPG
+    file's bytes; start == end without extensions. Raises BitstreamError if malformed."""
     if len(data) < 7 or data[:4] != MAGIC:
         raise BitstreamError("bpg: not a BPG file (magic 42 50 47 FB missing)")
     pos = 6
     for what in ("picture_width", "picture_height", "picture_data_length"):
         pos = _read_ue7(data, pos, what)[1]
-    return bool(data[5] & 0x08), pos
+    if not data[5] & 0x08:
+        return [], pos, pos, pos
+    length, start = _read_ue7(data, pos, "extension_data_length")
+    end = start + length
+    if end > len(data):
+        raise BitstreamError(f"bpg: extension data of {length} bytes runs past the end of the "
+                             f"file ({len(data)} bytes)")
+    records, at = [], start
+    while at < end:
+        tag, at = _read_ue7(data[:end], at, "extension tag")
+        size, at = _read_ue7(data[:end], at, "extension length")
+        if at + size > end:
+            raise BitstreamError(f"bpg: extension tag {tag} of {size} bytes runs past the "
+                                 f"extension data")
+        records.append((tag, data[at:at + size]))
+        at += size
+    return records, pos, start, end
 
 
 def extensions(data):
     """The extension records of a BPG file as a list of (tag, payload bytes), in file order
     ([] without any). Raises BitstreamError if the header or a record is malformed."""
-    data = bytes(data)
-    has, pos = _after_lengths(data)
-    if not has:
-        return []
-    length, pos = _read_ue7(data, pos, "extension_data_length")
-    end = pos + length
-    if end > len(data):
-        raise BitstreamError(f"bpg: extension data of {length} bytes runs past the end of the "
-                             f"file ({len(data)} bytes)")
-    records = []
-    while pos < end:
-        tag, pos = _read_ue7(data[:end], pos, "extension tag")
-        size, pos = _read_ue7(data[:end], pos, "extension length")
-        if pos + size > end:
-            raise BitstreamError(f"bpg: extension tag {tag} of {size} bytes runs past the "
-                                 f"extension data")
-        records.append((tag, data[pos:pos + size]))
-        pos += size
-    return records
+    return _layout(bytes(data))[0]
 
 
 def with_extension(data, tag, payload):
     """`data` (a BPG file) with one more extension record (tag, payload) after the ones it
     has; the picture data is unchanged, so every decoder shows the same image."""
     data = bytes(data)
-    extensions(data)  # the records it has must parse
-    has, pos = _after_lengths(data)
-    record = _ue7_bytes(tag) + _ue7_bytes(len(payload)) + bytes(payload)
-    if has:
-        length, start = _read_ue7(data, pos, "extension_data_length")
-        old, rest = data[start:start + length], data[start + length:]
-    else:
-        old, rest = b"", data[pos:]
-    head = bytearray(data[:pos])
+    _, fixed_end, start, end = _layout(data)  # the records it has must parse
+    ext = data[start:end] + _record(tag, payload)
+    head = bytearray(data[:fixed_end])
     head[5] |= 0x08
-    return bytes(head) + _ue7_bytes(len(old) + len(record)) + old + record + rest
+    return bytes(head) + _ue7_bytes(len(ext)) + ext + data[end:]
 
 
 def with_extension_graph(data, tag, payload):
     """:func:`with_extension` as graph ops, for a scalar string tensor holding a file of
     :func:`bpg_encode` (which writes no extensions): byte-identical to the eager function."""
     import tensorflow as tf
-    record = _ue7_bytes(tag) + _ue7_bytes(len(payload)) + bytes(payload)
+    record = _record(tag, payload)
     head = tf.io.decode_raw(tf.strings.substr(data, 0, 24), tf.uint8)
     ends = tf.cast(tf.where(head[6:] < 128)[:, 0], tf.int32)  # the last byte of each ue7
     ok = tf.debugging.Assert(tf.logical_and(

@@ -263,7 +263,7 @@ class CwicCodec(Codec):
         from .specs import RATE_BASE
         spec = cls._specs().get(quality)
         if spec is not None:
-            return spec.codec_settings.get("rate_id", quality)
+            return _rate_id(spec)
         return RATE_BASE.get(cls.name, 0) + quality
 
     @property
@@ -336,9 +336,10 @@ class CwicCodec(Codec):
         from .. import models
         parsed = unpack(data)
         if self.weights:
-            model = self._user_model(parsed.rate, parsed.rate % 16)
+            from .specs import RATE_SPAN
+            model = self._user_model(parsed.rate, parsed.rate % RATE_SPAN)
         else:
-            by_id = {s.codec_settings.get("rate_id", s.quality_min): s for s in _cwic_specs()}
+            by_id = {_rate_id(s): s for s in _cwic_specs()}
             if parsed.rate not in by_id:
                 raise BitstreamError(
                     f"cwic: file needs the rate model with id {parsed.rate}, which this tfcomp "
@@ -356,6 +357,11 @@ class CwicMseCodec(CwicCodec):
     name = "cwic-mse"
     description = "content-weighted learned codec (Li et al. 2018), MSE-trained rate models, " \
                   "quality = rate model index"
+
+
+def _rate_id(spec):
+    """The rate id a registry cwic model writes into its files' header."""
+    return spec.codec_settings.get("rate_id", spec.quality_min)
 
 
 def _cwic_specs():

@@ -12,8 +12,9 @@ __all__ = ["CODECS", "MODELS"]
 
 CODECS = {"cwic": "tfcomp.cwic.codec:CwicCodec", "cwic-mse": "tfcomp.cwic.codec:CwicMseCodec"}
 
-#: Rate id of a set's rate index r in the file header: RATE_BASE[codec] + r (r < 16).
-RATE_BASE = {"cwic": 0, "cwic-mse": 16}
+#: Rate id of a set's rate index r in the file header: RATE_BASE[codec] + r (r < RATE_SPAN).
+RATE_SPAN = 16
+RATE_BASE = {"cwic": 0, "cwic-mse": RATE_SPAN}
 
 # One narrow-configuration model per rate index and set. MS-SSIM set (+ 20 MSE): rate 2 from
 # scratch, rates 1 and 3 fine-tuned from it. MSE set (PSNR's operating point): rate 2

@@ -119,10 +119,8 @@ class HidingExporter(Exporter):
         """The marker text the CLI writes into a file of this model (hiding-jpeg: a COM
         segment, hiding-bpg: an extension record), computed eagerly (it hashes the weights):
         a constant of the compress graph."""
-        from . import codec
-        if hasattr(codec, "marker"):
-            return codec.marker(self.model_name, self.model)
-        return codec.COMMENT_PREFIX + self.model_name.encode()
+        from .codec import marker
+        return marker(self.model_name, self.model)
 
     def _write_graph(self, sent, quality, comment):
         if self.codec == "jpeg":
