@@ -8,7 +8,8 @@ import tensorflow as tf
 from PIL import Image
 
 from tfcomp.codecs.graph_jpeg import jpeg_roundtrip
-from tfcomp.data import PatchConfig, draw_quality, eval_patches, list_images, patch_dataset
+from tfcomp.data import (PatchConfig, draw_quality, eval_patches, list_images, patch_dataset,
+                         random_qualities)
 from tfcomp.errors import InputError
 
 P = 32
@@ -133,8 +134,18 @@ def test_quality_sampling_distribution(sampling, share_at_most_20):
     cfg = PatchConfig(patch_size=P, quality_range=(10, 90), quality_sampling=sampling)
     draw = tf.function(lambda seed: draw_quality(seed, cfg))
     q = np.array([int(draw(tf.constant([7, i], tf.int64))) for i in range(3000)])
-    assert q.min() == 10 and q.max() <= 90 and q.max() >= 85
-    assert abs(np.mean(q <= 20) - share_at_most_20) < 0.03, np.mean(q <= 20)
+    # random_qualities (the hiding model's per-batch draw) follows the same law.
+    tf.random.set_seed(7)
+    batched = random_qualities(3000, 10, 90, sampling).numpy()
+    assert batched.dtype == np.int32
+    for q in (q, batched):
+        assert q.min() == 10 and q.max() <= 90 and q.max() >= 85
+        assert abs(np.mean(q <= 20) - share_at_most_20) < 0.03, np.mean(q <= 20)
+
+
+def test_random_qualities_refuses_an_unknown_sampling():
+    with pytest.raises(ValueError, match="quality sampling"):
+        random_qualities(4, 10, 90, "beta")
 
 
 def test_single_quality_range_equals_fixed_quality(image_dir):

@@ -135,11 +135,23 @@ def test_bpg_rate_proxy_grows_with_the_real_files_and_has_a_gradient():
         bpg_rate_proxy(tf.zeros([1, 8, 8, 1]), 30)
 
 
-def test_quality_range_model_trains():
-    model = tiny_hiding(quality=50, quality_range=(20, 80))
+@pytest.mark.parametrize("sampling", ["uniform", "log"])
+def test_quality_range_model_trains(sampling):
+    model = tiny_hiding(quality=50, quality_range=(20, 80), quality_sampling=sampling)
+    assert model.get_config()["quality_sampling"] == sampling
+    q = model._qualities(2000, training=True).numpy()
+    assert q.min() >= 20 and q.max() <= 80
+    low = np.mean(q <= 35)       # uniform: 16/61 = 0.26; log: log(36/20)/log(81/20) = 0.42
+    assert (low > 0.36) == (sampling == "log"), low
+    np.testing.assert_array_equal(model._qualities(3, training=False), [50, 50, 50])
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
     history = model.fit(batch(2, 32, 32), epochs=2, batch_size=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_unknown_quality_sampling_is_refused():
+    with pytest.raises(ValueError, match="quality_sampling"):
+        tiny_hiding(quality_range=(20, 80), quality_sampling="beta")
 
 
 def test_gated_decoder_starts_from_a_gated_restorer_with_its_gate(tmp_path):

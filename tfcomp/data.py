@@ -13,8 +13,8 @@ from .imageio import IMAGE_EXTENSIONS, image_from_bytes, list_images
 from .shards import TF_MAGIC, find_shards, shard_stats
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "patch_dataset", "pipeline_plan", "PipelinePlan",
-           "PatchConfig", "QUALITY_SAMPLING", "draw_quality", "eval_patches", "image_sizes",
-           "decode_file", "decode_bytes", "CACHE_BUDGET", "SHUFFLE_BUFFER", "STREAM_CROPS",
+           "PatchConfig", "QUALITY_SAMPLING", "draw_quality", "random_qualities", "eval_patches",
+           "image_sizes", "decode_file", "decode_bytes", "CACHE_BUDGET", "SHUFFLE_BUFFER", "STREAM_CROPS",
            "MAX_STREAM_CROPS"]
 
 #: Decoded size (bytes of uint8 pixels) up to which `patch_dataset` keeps the decoded
@@ -216,10 +216,24 @@ def draw_quality(seed, cfg):
     """The JPEG quality (int32 scalar) of one patch of a quality-range config, stateless in seed."""
     lo, hi = cfg.quality_range
     if cfg.quality_sampling == "log":
-        # floor(exp(U(log lo, log(hi + 1)))): P(q) ~ log((q + 1) / q), every q reachable.
-        u = tf.random.stateless_uniform([], seed, math.log(lo), math.log(hi + 1))
-        return tf.clip_by_value(tf.cast(tf.floor(tf.exp(u)), tf.int32), lo, hi)
+        return _log_quality(tf.random.stateless_uniform([], seed, math.log(lo), math.log(hi + 1)),
+                            lo, hi)
     return tf.random.stateless_uniform([], seed, lo, hi + 1, dtype=tf.int32)
+
+
+def _log_quality(u, lo, hi):
+    # u ~ U(log lo, log(hi + 1)); floor(exp(u)): P(q) ~ log((q + 1) / q), every q reachable.
+    return tf.clip_by_value(tf.cast(tf.floor(tf.exp(u)), tf.int32), lo, hi)
+
+
+def random_qualities(n, lo, hi, sampling="uniform"):
+    """n qualities in lo..hi (int32 [n]) from the global RNG, drawn as draw_quality's
+    `sampling` ("uniform" or "log": density ~ 1/q, low qualities more often)."""
+    if sampling not in QUALITY_SAMPLING:
+        raise ValueError(f"quality sampling must be one of {QUALITY_SAMPLING}, got {sampling!r}")
+    if sampling == "log":
+        return _log_quality(tf.random.uniform([n], math.log(lo), math.log(hi + 1)), lo, hi)
+    return tf.random.uniform([n], lo, hi + 1, dtype=tf.int32)
 
 
 def _degrade(patch, seed, cfg):

@@ -27,15 +27,19 @@ Example (the shipped quality-blind model; see README for the exact commands):
 """
 
 
+def _quality_sampling_flag(p):
+    p.add_argument("--quality-sampling", choices=("uniform", "log"), default="uniform",
+                   help="with --quality-range: draw q uniformly, or log-uniformly (more low "
+                        "qualities, where there is most to restore); default %(default)s")
+
+
 def _restorer_flags(p):
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--quality", type=int, help="train at one JPEG quality (seed: 10)")
     q.add_argument("--quality-range", type=int, nargs=2, metavar=("LO", "HI"),
                    help="quality-blind: a random JPEG quality in LO..HI per patch "
                         "(drawn as --quality-sampling says)")
-    p.add_argument("--quality-sampling", choices=("uniform", "log"), default="uniform",
-                   help="with --quality-range: draw q uniformly, or log-uniformly (more low "
-                        "qualities, where there is most to restore); default %(default)s")
+    _quality_sampling_flag(p)
     p.add_argument("--gray", action="store_true", help="1-channel (Y / gray) variant")
     p.add_argument("--widths", type=int, nargs=4, default=None, metavar="W",
                    help="channel widths (default 128 64 32 16: the original 313,066-parameter net)")
@@ -137,6 +141,7 @@ def _hiding_flags(p):
                    help="JPEG quality or BPG QP used in training (default 50)")
     q.add_argument("--quality-range", type=int, nargs=2, metavar=("LO", "HI"),
                    help="a random quality in LO..HI per patch (validation uses --quality)")
+    _quality_sampling_flag(p)
     p.add_argument("--strategy", type=int, choices=(1, 2), default=2,
                    help="1: gradient through the JPEG simulation; 2: identity gradient (default)")
     p.add_argument("--fidelity", type=float, default=0.1,
@@ -162,7 +167,8 @@ def _run_hiding(args, p):
     from .training import make_strategy, train_hiding
     strategy = make_strategy(args.cpu_devices)  # first, before any other TF op
     train_hiding(**run_options(args), out=args.out, codec=args.codec, quality=args.quality,
-                 quality_range=args.quality_range, strategy_kind=args.strategy,
+                 quality_range=args.quality_range, quality_sampling=args.quality_sampling,
+                 strategy_kind=args.strategy,
                  fidelity=args.fidelity, rate_weight=args.rate_weight, width=args.width,
                  depth=args.depth, decoder_init=args.decoder_init or None,
                  decoder_gate=args.decoder_gate, strategy=strategy)

@@ -17,6 +17,7 @@ straight-through uint8 rounding/clipping before it; gradients pass the codec by 
 
 import tensorflow as tf
 
+from ..data import QUALITY_SAMPLING, random_qualities
 from ..metrics import batch_psnr
 from ..precision import replica_loss, unscaled_gradients
 from ..restorer.model import DEFAULT_WIDTHS, build_restorer, load_core_weights
@@ -123,7 +124,7 @@ class HidingModel(tf.keras.Model):
     """
 
     def __init__(self, encoder, decoder, codec="jpeg", quality=50, quality_range=None,
-                 strategy=2, fidelity=0.1, rate_weight=0.0, **kwargs):
+                 strategy=2, fidelity=0.1, rate_weight=0.0, quality_sampling="uniform", **kwargs):
         super().__init__(**kwargs)
         if codec not in CODECS:
             raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
@@ -136,6 +137,10 @@ class HidingModel(tf.keras.Model):
         self.codec = codec
         self.quality = int(quality)
         self.quality_range = tuple(int(q) for q in quality_range) if quality_range else None
+        if quality_sampling not in QUALITY_SAMPLING:
+            raise ValueError(f"quality_sampling must be one of {QUALITY_SAMPLING}, "
+                             f"got {quality_sampling!r}")
+        self.quality_sampling = quality_sampling
         self.strategy = int(strategy)
         self.fidelity = float(fidelity)
         self.rate_weight = float(rate_weight)
@@ -153,7 +158,7 @@ class HidingModel(tf.keras.Model):
     def get_config(self):
         # The two networks are rebuilt by build_hiding; this records the training setup.
         return {"codec": self.codec, "quality": self.quality, "quality_range": self.quality_range,
-                "strategy": self.strategy, "fidelity": self.fidelity,
+                "quality_sampling": self.quality_sampling, "strategy": self.strategy, "fidelity": self.fidelity,
                 "rate_weight": self.rate_weight}
 
     @property
@@ -172,7 +177,7 @@ class HidingModel(tf.keras.Model):
         if self.quality_range is None or not training:
             return tf.fill([batch], self.quality)
         lo, hi = self.quality_range
-        return tf.random.uniform([batch], lo, hi + 1, dtype=tf.int32)
+        return random_qualities(batch, lo, hi, self.quality_sampling)
 
     def _forward(self, clean, training):
         q = self._qualities(tf.shape(clean)[0], training)
@@ -240,7 +245,7 @@ class HidingModel(tf.keras.Model):
 
 def build_hiding(codec="jpeg", quality=50, quality_range=None, strategy=2, fidelity=0.1,
                  rate_weight=0.0, width=48, depth=5, decoder_widths=DEFAULT_WIDTHS,
-                 decoder_init=None, decoder_gate=False):
+                 decoder_init=None, decoder_gate=False, quality_sampling="uniform"):
     """A built HidingModel (variables created). `decoder_init`: restorer weights for D.
 
     `decoder_gate=True`: D is the quality-gated restorer (restorer-blind's architecture),
@@ -253,7 +258,8 @@ def build_hiding(codec="jpeg", quality=50, quality_range=None, strategy=2, fidel
         load_core_weights(decoder, decoder_init, drop_gate=not decoder_gate)
     model = HidingModel(encoder, decoder, codec=codec, quality=quality,
                         quality_range=quality_range, strategy=strategy, fidelity=fidelity,
-                        rate_weight=rate_weight, name=f"hiding_{codec}")
+                        rate_weight=rate_weight, quality_sampling=quality_sampling,
+                        name=f"hiding_{codec}")
     # Creating the variables needs no codec run: call the two networks on a dummy input.
     model.hide(tf.zeros([1, 16, 16, 3]), tf.zeros([1, 16, 16, 3]))
     model.reveal(tf.zeros([1, 16, 16, 3]))
