@@ -275,6 +275,13 @@ def test_own_weights_files_decode_only_with_those_weights(loaded, tmp_path, caps
                  "hiding-jpeg"]) == 1
     err = capsys.readouterr().err
     assert "--weights" in err and "Traceback" not in err and not (tmp_path / "b.png").exists()
+    # evaluation of a candidate: its own weights, named in the result
+    from tfcomp.evaluate import evaluate_hiding
+    mine_r = evaluate_hiding("hiding-jpeg-q50-s2", [("im0", img)], 50, show_progress=False,
+                             weights=weights)
+    shipped_r = evaluate_hiding("hiding-jpeg-q50-s2", [("im0", img)], 50, show_progress=False)
+    assert mine_r["weights"] == weights and shipped_r["weights"] is None
+    assert mine_r["summary"]["hiding"]["psnr"] != shipped_r["summary"]["hiding"]["psnr"]
 
 
 def test_cli_round_trip_and_clear_errors(loaded, tmp_path, capsys):

@@ -182,7 +182,7 @@ def quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None)
 
 
 def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", out_dir=None,
-                    show_progress=True, figure=None):
+                    show_progress=True, figure=None, weights=None):
     """The residual-hiding codec against its plain codec and plain codec + restorer.
 
     Per image: the hiding file at `quality` (bpp from its bytes; PSNR/SSIM of the decoder's
@@ -190,6 +190,8 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
     quality, without and with `restorer`; and at equal bpp: the plain codec at the first
     quality whose file is at least as large as the hiding file, without and with `restorer`.
     `figure` = (image name, PNG path): side-by-side crops of that image where JPEG errs most.
+    `weights`: a .weights.h5 of the model's architecture instead of its shipped weights (to
+    measure a training run's candidate before it ships).
     """
     from .models import get_spec, load_model
     from .plot import plot_crops, worst_crop
@@ -197,7 +199,7 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
     spec = get_spec(model_name)
     if spec.kind != "hiding":
         raise InputError(f"model {model_name!r} is a {spec.kind} model, not a hiding model")
-    hiding = get_codec(spec.codec, model=model_name)
+    hiding = get_codec(spec.codec, model=model_name, weights=weights)
     plain = hiding.plain
     quality = hiding.check_quality(spec.quality_default if quality is None else quality)
     post = load_model(restorer)
@@ -251,7 +253,7 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
             continue
         summary[key] = {m: _mean([r[key][m] for r in rows]) for m in rows[0][key]}
     return {"model": model_name, "codec": spec.codec, "plain_codec": plain.name,
-            "quality": quality, "restorer": restorer,
+            "quality": quality, "restorer": restorer, "weights": weights,
             "data": str(data) if isinstance(data, (str, os.PathLike)) else "<arrays>",
             "summary": summary, "images": rows}
 
