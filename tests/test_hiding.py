@@ -318,7 +318,15 @@ def test_evaluate_hiding_and_report(loaded, tmp_path, capsys):
         assert row["plain_eq"]["quality"] >= 50
         assert row["plain"]["quality"] == 50
     assert set(s) == {"hiding", "hiding_view", "plain", "plain_restored", "plain_eq",
-                      "plain_eq_restored"}
+                      "plain_eq_restored", "plain_at_bpp", "plain_at_bpp_restored"}
+    for row in r["images"]:
+        # interpolated baselines: the step below the equal-bpp quality and that quality
+        # bracket the hiding file, and the metrics lie between theirs
+        at, eq = row["plain_at_bpp"], row["plain_eq"]
+        assert at["quality"] == eq["quality"] and at["quality_lo"] in (eq["quality"] - 1, 50)
+        assert at["bpp"] <= eq["bpp"] + 1e-12
+        if at["quality_lo"] < eq["quality"]:
+            assert at["bpp"] == pytest.approx(row["hiding"]["bpp"])
     path = tmp_path / "h.json"
     import json
     path.write_text(json.dumps(r))
@@ -405,6 +413,21 @@ def test_default_models_are_the_strategy_1_ones_and_the_rate_trained_bpg():
     assert get_codec("hiding-jpeg").model_for(30) == "hiding-jpeg-range-s1"
     assert get_codec("hiding-jpeg", model="hiding-jpeg-blind").model_for(30) == "hiding-jpeg-blind"
     assert get_codec("hiding-bpg").model_for(30) == "hiding-bpg-qp30-rate"
+
+
+def test_at_bpp_interpolates_between_two_qualities():
+    from tfcomp.evaluate import at_bpp
+    lo, hi = (20, 0.5, {"psnr": 30.0, "ssim": 0.80}), (21, 0.6, {"psnr": 31.0, "ssim": 0.90})
+    r = at_bpp(0.525, lo, hi)
+    assert r["quality_lo"] == 20 and r["quality"] == 21
+    assert r["bpp"] == pytest.approx(0.525)
+    assert r["psnr"] == pytest.approx(30.25) and r["ssim"] == pytest.approx(0.825)
+    # outside the two points: the nearer one, no extrapolation
+    assert at_bpp(0.7, lo, hi)["psnr"] == pytest.approx(31.0)
+    assert at_bpp(0.7, lo, hi)["bpp"] == pytest.approx(0.6)
+    assert at_bpp(0.4, lo, hi)["psnr"] == pytest.approx(30.0)
+    # one point (no quality below): itself
+    assert at_bpp(0.55, hi, hi)["psnr"] == pytest.approx(31.0)
 
 
 def test_evaluate_hiding_figure_needs_a_known_image(loaded, tmp_path):

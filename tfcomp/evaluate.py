@@ -181,6 +181,19 @@ def quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None)
         q = nxt
 
 
+def at_bpp(target, low, high):
+    """Metrics at exactly `target` bpp, linear in bpp between two measured points.
+
+    `low` / `high` = (quality, bpp, {metric: value}) of two neighbouring qualities whose
+    files bracket `target`; outside them the nearer point is taken (no extrapolation), and its
+    bpp is reported. Returns {"quality_lo", "quality", "bpp", metric: value, ...}.
+    """
+    (q0, b0, m0), (q1, b1, m1) = low, high
+    t = 1.0 if b1 <= b0 else min(max((target - b0) / (b1 - b0), 0.0), 1.0)
+    values = {k: m0[k] + t * (m1[k] - m0[k]) for k in m0}
+    return {"quality_lo": q0, "quality": q1, "bpp": b0 + t * (b1 - b0), **values}
+
+
 def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", out_dir=None,
                     show_progress=True, figure=None, weights=None):
     """The residual-hiding codec against its plain codec and plain codec + restorer.
@@ -188,7 +201,10 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
     Per image: the hiding file at `quality` (bpp from its bytes; PSNR/SSIM of the decoder's
     output, and of the file as a plain viewer shows it); the plain codec at the same
     quality, without and with `restorer`; and at equal bpp: the plain codec at the first
-    quality whose file is at least as large as the hiding file, without and with `restorer`.
+    quality whose file is at least as large as the hiding file, without and with `restorer`
+    ("plain_eq*": it gets up to one quality step more bytes, a margin in its favour), and
+    at exactly the hiding file's bpp, interpolated between that quality and the one below
+    ("plain_at_bpp*", `at_bpp`).
     `figure` = (image name, PNG path): side-by-side crops of that image where JPEG errs most.
     `weights`: a .weights.h5 of the model's architecture instead of its shipped weights (to
     measure a training run's candidate before it ships).
@@ -222,17 +238,34 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                                               at_start=(same, same_bpp))
             if out_dir:
                 write_image(os.path.join(folder, f"{name}_{model_name}_q{quality}.png"), output)
+            same_restored = restore_array(post, same)
             eq_restored = restore_array(post, eq)
+            # The quality one step below eq_q (file smaller than the hiding file's, unless
+            # eq_q is `quality` itself): with eq_q it brackets the hiding file's bpp.
+            lo_q = eq_q - (1 if plain.higher_is_better else -1)
+            if lo_q == quality:
+                lo, lo_bpp, lo_restored = same, same_bpp, same_restored
+            elif plain.quality_min <= lo_q <= plain.quality_max:
+                lo, lo_bpp = file_round_trip(plain, image, lo_q, os.path.join(
+                    folder, f"{name}_eq{lo_q}{plain.extension}"))
+                lo_restored = restore_array(post, lo)
+            else:
+                lo_q, lo, lo_bpp, lo_restored = eq_q, eq, eq_bpp, eq_restored
             row = {
                 "name": name,
                 "hiding": {"bpp": bpp, **_restorer_metrics(image, output)},
                 "hiding_view": {"bpp": bpp, **_restorer_metrics(image, viewer)},
                 "plain": {"quality": quality, "bpp": same_bpp, **_restorer_metrics(image, same)},
                 "plain_restored": {"quality": quality, "bpp": same_bpp,
-                                   **_restorer_metrics(image, restore_array(post, same))},
+                                   **_restorer_metrics(image, same_restored)},
                 "plain_eq": {"quality": eq_q, "bpp": eq_bpp, **_restorer_metrics(image, eq)},
                 "plain_eq_restored": {"quality": eq_q, "bpp": eq_bpp,
                                       **_restorer_metrics(image, eq_restored)},
+                "plain_at_bpp": at_bpp(bpp, (lo_q, lo_bpp, _restorer_metrics(image, lo)),
+                                       (eq_q, eq_bpp, _restorer_metrics(image, eq))),
+                "plain_at_bpp_restored": at_bpp(
+                    bpp, (lo_q, lo_bpp, _restorer_metrics(image, lo_restored)),
+                    (eq_q, eq_bpp, _restorer_metrics(image, eq_restored))),
             }
             rows.append(row)
             if figure and name == figure[0]:

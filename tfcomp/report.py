@@ -55,8 +55,13 @@ def hiding_markdown(results):
 
     Cells are "PSNR / SSIM (bpp)". Each hiding model has its own equal-bpp baselines: the plain
     codec (and the restorer on it) at the first quality whose file is at least as large as
-    that model's file, per image.
+    that model's file, per image (conservative: up to one quality step more bytes), and the
+    "interpolated" margins against the same baselines at exactly that file's bpp (linear
+    between the two qualities around it; "-" for results measured before they existed).
     """
+    def margin(s, key):
+        return f"{s['hiding']['psnr'] - s[key]['psnr']:+.2f}" if key in s else "-"
+
     def cell(entry):
         return f"{_cell(entry['psnr'], 2)} / {_cell(entry['ssim'], 4)} ({_cell(entry['bpp'], 3)})"
 
@@ -65,18 +70,18 @@ def hiding_markdown(results):
         s, key = r["summary"], (r["plain_codec"], r["quality"])
         if key not in seen:  # the fixed-quality baselines once per (codec, quality)
             seen.add(key)
-            rows.append((f"{r['plain_codec']}", r["quality"], cell(s["plain"]), "-", "-", "-", "-",
-                         "-", "-"))
+            rows.append((f"{r['plain_codec']}", r["quality"], cell(s["plain"]))
+                        + ("-",) * 8)
             rows.append((f"{r['plain_codec']} + {r['restorer']}", r["quality"],
                          cell(s["plain_restored"]), "-", "-",
-                         f"{s['plain_restored']['psnr'] - s['plain']['psnr']:+.2f}", "-", "-", "-"))
+                         f"{s['plain_restored']['psnr'] - s['plain']['psnr']:+.2f}")
+                        + ("-",) * 5)
         rows.append((r["model"], r["quality"], cell(s["hiding"]), cell(s["plain_eq"]),
-                     cell(s["plain_eq_restored"]),
-                     f"{s['hiding']['psnr'] - s['plain']['psnr']:+.2f}",
-                     f"{s['hiding']['psnr'] - s['plain_eq']['psnr']:+.2f}",
-                     f"{s['hiding']['psnr'] - s['plain_eq_restored']['psnr']:+.2f}",
-                     _cell(s["hiding_view"]["psnr"], 2)))
+                     cell(s["plain_eq_restored"]), margin(s, "plain"), margin(s, "plain_eq"),
+                     margin(s, "plain_eq_restored"), margin(s, "plain_at_bpp"),
+                     margin(s, "plain_at_bpp_restored"), _cell(s["hiding_view"]["psnr"], 2)))
     return markdown_table(["method", "q", "PSNR / SSIM (bpp)", "codec at equal bpp",
                            "codec + restorer at equal bpp", "dB vs codec at q",
                            "dB vs codec at equal bpp", "dB vs codec + restorer at equal bpp",
+                           "dB vs codec, interpolated", "dB vs codec + restorer, interpolated",
                            "viewer sees (dB)"], rows)
