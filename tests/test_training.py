@@ -395,6 +395,17 @@ def test_average_weights_files_is_the_elementwise_mean(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if "tmp" in p or p.startswith("bad")]
 
 
+def test_training_script_reports_a_data_error_in_one_line(tmp_path):
+    """Images smaller than --patch: the script says so (exit 1, no traceback, no weights)."""
+    data = _write_images(tmp_path / "data", n=2, size=24)
+    out = tmp_path / "o.weights.h5"
+    proc = _run([sys.executable, CLI, "--data", str(data), *TINY, "--steps", "1",
+                 "--run-dir", str(tmp_path / "run"), "--out", str(out)], timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "train_restorer.py: error:" in proc.stderr and "smaller than the patch size" in proc.stderr
+    assert "Traceback" not in proc.stderr and not out.exists()
+
+
 def test_average_weights_cli_missing_file(tmp_path):
     proc = _run([sys.executable, os.path.join(ROOT, "training", "average_weights.py"),
                  str(tmp_path / "nope.weights.h5"), "--out", str(tmp_path / "o.weights.h5")],

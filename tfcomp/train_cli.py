@@ -9,6 +9,7 @@ imports TensorFlow before a run starts: `--help` stays fast.
 
 import argparse
 import os
+import sys
 
 from .training_args import run_options, training_parser
 
@@ -328,7 +329,13 @@ def add_train_command(subparsers):
 def script_entry(model):
     """The `main(argv=None)` of training/train_MODEL.py: parses argv, trains, returns 0."""
     def main(argv=None):
+        from .errors import TfcompError
         parser = model_parser(model, prog=f"train_{model}.py")
-        return run_training(model, parser.parse_args(argv), parser)
+        args = parser.parse_args(argv)
+        try:
+            return run_training(model, args, parser)
+        except TfcompError as e:  # a user error (data, weights files): one line, like `tfcomp train`
+            print(f"{parser.prog}: error: {e}", file=sys.stderr)
+            return 1
     main.__doc__ = f"Train {model} from the command line `argv` (default sys.argv[1:])."
     return main
