@@ -32,6 +32,11 @@ MODELS = [
          {"codec": "jpeg", "quality": 50, "quality_range": (10, 90), "strategy": 1,
           "decoder_gate": True},
          (10, 90), "JPEG q10..90, strategy 1, the quality-gated restorer as decoder"),
+        ("hiding-jpeg-range-s1-log", "hiding-jpeg",
+         {"codec": "jpeg", "quality": 50, "quality_range": (10, 90), "strategy": 1,
+          "decoder_gate": True, "quality_sampling": "log"},
+         (10, 90), "JPEG q10..90, strategy 1, gated decoder, then 800 steps with low qualities "
+                   "drawn more often (log-uniform)"),
         ("hiding-bpg-qp30-s2", "hiding-bpg", {"codec": "bpg", "quality": 30, "strategy": 2},
          (30, 30), "BPG QP30, strategy 2"),
         ("hiding-bpg-qp30-rate", "hiding-bpg", {"codec": "bpg", "quality": 30, "strategy": 2},
