@@ -391,6 +391,7 @@ def test_hiding_bpg_writes_a_standard_bpg(monkeypatch):
 
 
 @pytest.mark.parametrize("model,quality", [("hiding-jpeg-q50-s1", 50), ("hiding-jpeg-q50-s2", 50),
+                                           ("hiding-jpeg-q50-s1b", 50),
                                            ("hiding-jpeg-blind", 20), ("hiding-jpeg-blind", 80),
                                            ("hiding-jpeg-range-s1", 20), ("hiding-jpeg-range-s1", 80),
                                            ("hiding-jpeg-range-s1-log", 20),
@@ -411,7 +412,7 @@ def test_shipped_hiding_models_beat_their_plain_codec(model, quality):
 
 
 def test_default_models_are_the_strategy_1_ones_and_the_rate_trained_bpg():
-    assert get_codec("hiding-jpeg").model_for(50) == "hiding-jpeg-q50-s1"
+    assert get_codec("hiding-jpeg").model_for(50) == "hiding-jpeg-q50-s1b"
     assert get_codec("hiding-jpeg").model_for(30) == "hiding-jpeg-range-s1-log"
     assert get_codec("hiding-jpeg", model="hiding-jpeg-blind").model_for(30) == "hiding-jpeg-blind"
     assert get_codec("hiding-bpg").model_for(30) == "hiding-bpg-qp30-rate"

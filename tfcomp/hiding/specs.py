@@ -25,6 +25,8 @@ MODELS = [
          (50, 50), "JPEG q50, strategy 2 (identity gradient through the codec)"),
         ("hiding-jpeg-q50-s1", "hiding-jpeg", {"codec": "jpeg", "quality": 50, "strategy": 1},
          (50, 50), "JPEG q50, strategy 1 (gradient through the JPEG simulation)"),
+        ("hiding-jpeg-q50-s1b", "hiding-jpeg", {"codec": "jpeg", "quality": 50, "strategy": 1},
+         (50, 50), "JPEG q50, strategy 1, 600 more steps at a lower learning rate"),
         ("hiding-jpeg-blind", "hiding-jpeg",
          {"codec": "jpeg", "quality": 50, "quality_range": (10, 90), "strategy": 2},
          (10, 90), "JPEG q10..90, strategy 2"),
