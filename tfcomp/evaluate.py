@@ -251,6 +251,7 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                 lo_restored = restore_array(post, lo)
             else:
                 lo_q, lo, lo_bpp, lo_restored = eq_q, eq, eq_bpp, eq_restored
+            eq_m, eq_restored_m = _restorer_metrics(image, eq), _restorer_metrics(image, eq_restored)
             row = {
                 "name": name,
                 "hiding": {"bpp": bpp, **_restorer_metrics(image, output)},
@@ -258,14 +259,13 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                 "plain": {"quality": quality, "bpp": same_bpp, **_restorer_metrics(image, same)},
                 "plain_restored": {"quality": quality, "bpp": same_bpp,
                                    **_restorer_metrics(image, same_restored)},
-                "plain_eq": {"quality": eq_q, "bpp": eq_bpp, **_restorer_metrics(image, eq)},
-                "plain_eq_restored": {"quality": eq_q, "bpp": eq_bpp,
-                                      **_restorer_metrics(image, eq_restored)},
+                "plain_eq": {"quality": eq_q, "bpp": eq_bpp, **eq_m},
+                "plain_eq_restored": {"quality": eq_q, "bpp": eq_bpp, **eq_restored_m},
                 "plain_at_bpp": at_bpp(bpp, (lo_q, lo_bpp, _restorer_metrics(image, lo)),
-                                       (eq_q, eq_bpp, _restorer_metrics(image, eq))),
+                                       (eq_q, eq_bpp, eq_m)),
                 "plain_at_bpp_restored": at_bpp(
                     bpp, (lo_q, lo_bpp, _restorer_metrics(image, lo_restored)),
-                    (eq_q, eq_bpp, _restorer_metrics(image, eq_restored))),
+                    (eq_q, eq_bpp, eq_restored_m)),
             }
             rows.append(row)
             if figure and name == figure[0]:
