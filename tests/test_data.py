@@ -144,7 +144,7 @@ def test_quality_sampling_distribution(sampling, share_at_most_20):
 
 
 def test_random_qualities_refuses_an_unknown_sampling():
-    with pytest.raises(ValueError, match="quality sampling"):
+    with pytest.raises(ValueError, match="quality_sampling"):
         random_qualities(4, 10, 90, "beta")
 
 

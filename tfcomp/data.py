@@ -13,9 +13,9 @@ from .imageio import IMAGE_EXTENSIONS, image_from_bytes, list_images
 from .shards import TF_MAGIC, find_shards, shard_stats
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "patch_dataset", "pipeline_plan", "PipelinePlan",
-           "PatchConfig", "QUALITY_SAMPLING", "draw_quality", "random_qualities", "eval_patches",
-           "image_sizes", "decode_file", "decode_bytes", "CACHE_BUDGET", "SHUFFLE_BUFFER", "STREAM_CROPS",
-           "MAX_STREAM_CROPS"]
+           "PatchConfig", "QUALITY_SAMPLING", "check_quality_sampling", "draw_quality",
+           "random_qualities", "eval_patches", "image_sizes", "decode_file", "decode_bytes",
+           "CACHE_BUDGET", "SHUFFLE_BUFFER", "STREAM_CROPS", "MAX_STREAM_CROPS"]
 
 #: Decoded size (bytes of uint8 pixels) up to which `patch_dataset` keeps the decoded
 #: images in memory unless told otherwise (1 GiB; the 149 training images take 0.19 GiB).
@@ -106,9 +106,7 @@ class PatchConfig:
             lo, hi = quality_range
             if not 1 <= lo <= hi <= 100:
                 raise ValueError(f"quality_range must satisfy 1 <= lo <= hi <= 100, got {quality_range}")
-        if quality_sampling not in QUALITY_SAMPLING:
-            raise ValueError(f"quality_sampling must be one of {QUALITY_SAMPLING}, "
-                             f"got {quality_sampling!r}")
+        check_quality_sampling(quality_sampling)
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if patch_size < 8:
@@ -212,6 +210,12 @@ def _to_float(degraded, clean):
             tf.image.convert_image_dtype(clean, tf.float32))
 
 
+def check_quality_sampling(sampling):
+    """Raises ValueError unless `sampling` is one of QUALITY_SAMPLING."""
+    if sampling not in QUALITY_SAMPLING:
+        raise ValueError(f"quality_sampling must be one of {QUALITY_SAMPLING}, got {sampling!r}")
+
+
 def draw_quality(seed, cfg):
     """The JPEG quality (int32 scalar) of one patch of a quality-range config, stateless in seed."""
     lo, hi = cfg.quality_range
@@ -229,8 +233,7 @@ def _log_quality(u, lo, hi):
 def random_qualities(n, lo, hi, sampling="uniform"):
     """n qualities in lo..hi (int32 [n]) from the global RNG, drawn as draw_quality's
     `sampling` ("uniform" or "log": density ~ 1/q, low qualities more often)."""
-    if sampling not in QUALITY_SAMPLING:
-        raise ValueError(f"quality sampling must be one of {QUALITY_SAMPLING}, got {sampling!r}")
+    check_quality_sampling(sampling)
     if sampling == "log":
         return _log_quality(tf.random.uniform([n], math.log(lo), math.log(hi + 1)), lo, hi)
     return tf.random.uniform([n], lo, hi + 1, dtype=tf.int32)

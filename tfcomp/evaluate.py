@@ -164,11 +164,13 @@ def quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None)
     """The first quality from `start` towards better whose file has >= target_bpp bits/pixel.
 
     Walks the knob one step at a time (file size grows with quality); returns
-    (quality, decoded, bpp) — the plain codec gets at least the hidden file's bits.
+    (quality, decoded, bpp, below) — the plain codec gets at least the hidden file's bits;
+    `below` is the walk's previous step (quality, decoded, bpp), whose file is smaller than
+    target_bpp, or None when the walk stopped at `start`.
     `at_start`: the (decoded, bpp) already measured at `start`, if any.
     """
     step = 1 if codec.higher_is_better else -1
-    q = start
+    q, below = start, None
     while True:
         if q == start and at_start is not None:
             decoded, bpp = at_start
@@ -177,8 +179,8 @@ def quality_at_bpp(codec, image, target_bpp, start, folder, name, at_start=None)
                                            os.path.join(folder, f"{name}_eq{q}{codec.extension}"))
         nxt = q + step
         if bpp >= target_bpp or not codec.quality_min <= nxt <= codec.quality_max:
-            return q, decoded, bpp
-        q = nxt
+            return q, decoded, bpp, below
+        q, below = nxt, (q, decoded, bpp)
 
 
 def at_bpp(target, low, high):
@@ -234,23 +236,24 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                 viewer = plain.decode(f.read())
             same, same_bpp = file_round_trip(plain, image, quality,
                                              os.path.join(folder, f"{name}_q{quality}{plain.extension}"))
-            eq_q, eq, eq_bpp = quality_at_bpp(plain, image, bpp, quality, folder, name,
-                                              at_start=(same, same_bpp))
+            eq_q, eq, eq_bpp, below = quality_at_bpp(plain, image, bpp, quality, folder, name,
+                                                     at_start=(same, same_bpp))
             if out_dir:
                 write_image(os.path.join(folder, f"{name}_{model_name}_q{quality}.png"), output)
             same_restored = restore_array(post, same)
             eq_restored = restore_array(post, eq)
-            # The quality one step below eq_q (file smaller than the hiding file's, unless
-            # eq_q is `quality` itself): with eq_q it brackets the hiding file's bpp.
+            # The quality one step below eq_q brackets the hiding file's bpp with it: the
+            # walk's previous step, or (the walk stopped at `quality`) the step below that.
             lo_q = eq_q - (1 if plain.higher_is_better else -1)
-            if lo_q == quality:
-                lo, lo_bpp, lo_restored = same, same_bpp, same_restored
+            if below is not None:
+                lo_q, lo, lo_bpp = below
             elif plain.quality_min <= lo_q <= plain.quality_max:
                 lo, lo_bpp = file_round_trip(plain, image, lo_q, os.path.join(
                     folder, f"{name}_eq{lo_q}{plain.extension}"))
-                lo_restored = restore_array(post, lo)
-            else:
-                lo_q, lo, lo_bpp, lo_restored = eq_q, eq, eq_bpp, eq_restored
+            else:  # no quality below: the equal-bpp point alone
+                lo_q, lo, lo_bpp = eq_q, eq, eq_bpp
+            lo_restored = (same_restored if lo_q == quality else
+                           eq_restored if lo_q == eq_q else restore_array(post, lo))
             eq_m, eq_restored_m = _restorer_metrics(image, eq), _restorer_metrics(image, eq_restored)
             row = {
                 "name": name,

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from .errors import TfcompError
 from .training_args import run_options, training_parser
 
 __all__ = ["MODELS", "model_parser", "add_train_command", "run_training", "script_entry"]
@@ -329,7 +330,6 @@ def add_train_command(subparsers):
 def script_entry(model):
     """The `main(argv=None)` of training/train_MODEL.py: parses argv, trains, returns 0."""
     def main(argv=None):
-        from .errors import TfcompError
         parser = model_parser(model, prog=f"train_{model}.py")
         args = parser.parse_args(argv)
         try:

@@ -515,7 +515,8 @@ HIDING_NO_JIT = ("--jit: the hiding model runs the real JPEG/BPG codec inside it
 
 
 def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quality=50,
-                 quality_range=None, quality_sampling="uniform", strategy_kind=2, fidelity=0.1, rate_weight=0.0,
+                 quality_range=None, quality_sampling="uniform", strategy_kind=2, fidelity=0.1,
+                 rate_weight=0.0,
                  width=48, depth=5, decoder_init=None, decoder_gate=False, steps=4000,
                  steps_per_epoch=250,
                  batch_size=8, patch_size=128, lr_schedule="1e-4", init_weights=None, seed=0,
@@ -540,7 +541,8 @@ def train_hiding(*, data, run_dir, out=None, eval_data=None, codec="jpeg", quali
 
     def build_fn():
         return build_hiding(codec=codec, quality=quality, quality_range=quality_range,
-                            quality_sampling=quality_sampling, strategy=strategy_kind, fidelity=fidelity, rate_weight=rate_weight,
+                            quality_sampling=quality_sampling, strategy=strategy_kind,
+                            fidelity=fidelity, rate_weight=rate_weight,
                             width=width, depth=depth, decoder_gate=decoder_gate,
                             decoder_init=None if init_weights else decoder_init)
 

@@ -51,7 +51,7 @@ def main(argv=None):
     for rate in rates:
         path = os.path.join(folder, f"{name}_r{rate}.cwic")
         decoded, bpp = file_round_trip(cwic, image, rate, path)
-        q, jdec, jbpp = quality_at_bpp(jpeg, image, bpp, jpeg.quality_min, folder, name)
+        q, jdec, jbpp, _ = quality_at_bpp(jpeg, image, bpp, jpeg.quality_min, folder, name)
         panels += [(caption(f"JPEG q{q}", jdec, jbpp), jdec),
                    (caption(f"cwic-{rate}", decoded, bpp), decoded)]
         jpeg_outputs.append(jdec)

@@ -17,7 +17,7 @@ straight-through uint8 rounding/clipping before it; gradients pass the codec by 
 
 import tensorflow as tf
 
-from ..data import QUALITY_SAMPLING, random_qualities
+from ..data import check_quality_sampling, random_qualities
 from ..metrics import batch_psnr
 from ..precision import replica_loss, unscaled_gradients
 from ..restorer.model import DEFAULT_WIDTHS, build_restorer, load_core_weights
@@ -137,9 +137,7 @@ class HidingModel(tf.keras.Model):
         self.codec = codec
         self.quality = int(quality)
         self.quality_range = tuple(int(q) for q in quality_range) if quality_range else None
-        if quality_sampling not in QUALITY_SAMPLING:
-            raise ValueError(f"quality_sampling must be one of {QUALITY_SAMPLING}, "
-                             f"got {quality_sampling!r}")
+        check_quality_sampling(quality_sampling)
         self.quality_sampling = quality_sampling
         self.strategy = int(strategy)
         self.fidelity = float(fidelity)
@@ -158,7 +156,8 @@ class HidingModel(tf.keras.Model):
     def get_config(self):
         # The two networks are rebuilt by build_hiding; this records the training setup.
         return {"codec": self.codec, "quality": self.quality, "quality_range": self.quality_range,
-                "quality_sampling": self.quality_sampling, "strategy": self.strategy, "fidelity": self.fidelity,
+                "quality_sampling": self.quality_sampling, "strategy": self.strategy,
+                "fidelity": self.fidelity,
                 "rate_weight": self.rate_weight}
 
     @property
