@@ -142,3 +142,42 @@ def test_restore_command_with_own_weights(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not fit" in err and "Traceback" not in err
     assert not (tmp_path / "z.png").exists()
+
+
+def test_jpeg_quality_estimate_from_tables():
+    """Pillow's (IJG) tables give their quality back exactly; other tables the nearest one."""
+    import io
+    from PIL import Image
+    from tfcomp.restorer.quality import estimate_quality, ijg_luma_tables
+    for q in (1, 7, 10, 50, 90, 95, 100):
+        buf = io.BytesIO()
+        Image.fromarray(photo(24, 24)).save(buf, "JPEG", quality=q)
+        buf.seek(0)
+        assert estimate_quality(Image.open(buf).quantization[0]) == (q, True)
+    near = [v + 1 for v in ijg_luma_tables()[50]]
+    q, exact = estimate_quality(near)
+    assert not exact and 45 <= q <= 50
+    assert estimate_quality([1] * 10) is None
+
+
+def test_restore_notes_a_jpeg_outside_the_trained_range(tmp_path, capsys):
+    """`tfcomp restore` reads a JPEG input's tables and says when the restorer was not trained
+    for that quality (and which one was); it still restores. PNG inputs get no note."""
+    from PIL import Image
+    from tfcomp.cli import main
+    jpeg = get_codec("jpeg")
+    for q, expect in ((10, None), (50, "quality 50; restorer-q10 was trained for q10")):
+        src = tmp_path / f"q{q}.jpg"
+        src.write_bytes(jpeg.encode(photo(48, 40, seed=4), q))
+        out = tmp_path / f"q{q}.png"
+        assert main(["restore", str(src), "-o", str(out), "--model", "restorer-q10"]) == 0
+        err = capsys.readouterr().err
+        assert out.exists()
+        if expect is None:
+            assert "note:" not in err
+        else:
+            assert expect in err and "try restorer-blind" in err
+    png = tmp_path / "p.png"
+    Image.fromarray(jpeg.decode(jpeg.encode(photo(48, 40), 50))).save(png)
+    assert main(["restore", str(png), "-o", str(tmp_path / "p2.png"), "--model", "restorer-q10"]) == 0
+    assert "note:" not in capsys.readouterr().err

@@ -107,15 +107,32 @@ def cmd_decompress(args):
     return 0
 
 
+def _quality_note(path, spec, luma_table):
+    """restore's note when a JPEG input's quality (from its tables) is outside what the
+    restorer was trained for; None otherwise."""
+    from .models import get_spec, model_names
+    from .restorer.quality import estimate_quality, range_note
+    est = estimate_quality(luma_table) if luma_table is not None else None
+    if est is None:
+        return None
+    others = [get_spec(n) for n in model_names(kind="restorer") if n != spec.name]
+    alternatives = [o.name for o in others if o.quality_min <= est[0] <= o.quality_max]
+    return range_note(os.path.basename(str(path)), spec.name, luma_table, spec.quality_min,
+                      spec.quality_max, alternatives)
+
+
 def cmd_restore(args):
-    from .imageio import read_image, write_image
+    from .imageio import read_image_with_info, write_image
     from .models import get_spec, load_model
     from .restorer.restore import restore_array
     spec = get_spec(args.model)
     if spec.kind != "restorer":
         raise TfcompError(f"model {args.model!r} is a {spec.kind} model, not a restorer")
     _check_output(args.output)
-    image = read_image(args.input, mode="any")
+    image, info = read_image_with_info(args.input, mode="any")
+    note = _quality_note(args.input, spec, info.get("jpeg_luma_table"))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
     restored = restore_array(load_model(args.model, weights=args.weights), image, tile=args.tile)
     write_image(args.output, restored)
     how = f"{args.model} ({args.weights})" if args.weights else args.model
@@ -352,7 +369,11 @@ def build_parser():
     _add_max_pixels(s)
     s.set_defaults(func=cmd_decompress)
 
-    s = sub.add_parser("restore", help="remove JPEG artifacts from a decoded JPEG")
+    s = sub.add_parser("restore", help="remove JPEG artifacts from a decoded JPEG",
+                       description="Remove JPEG artifacts with a restorer model. For a JPEG "
+                       "file the quality is read from its quantisation tables (the model "
+                       "does not see it): outside the model's trained range a note on stderr "
+                       "says so and names a restorer trained for it; restoring goes on.")
     s.add_argument("input", help="a JPEG (or any decoded image)")
     s.add_argument("-o", "--output", required=True, help="image to write (.png, ...)")
     s.add_argument("--model", default="restorer-blind", help="restorer model (default %(default)s)")

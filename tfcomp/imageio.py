@@ -238,6 +238,10 @@ def _decode(fp, name, mode):
         if img.format == "JPEG":
             _check_jpeg_fill(fp, name)
         info = {"mode": img.mode, "size": (width, height), "format": img.format}
+        if img.format == "JPEG":
+            tables = getattr(img, "quantization", None) or {}
+            if 0 in tables:  # the luma table, for tfcomp.restorer.quality
+                info["jpeg_luma_table"] = tuple(int(v) for v in tables[0])
         try:
             img.load()  # force a full decode: truncation is detected here
         except Image.DecompressionBombError:
@@ -269,7 +273,8 @@ def read_image_with_info(path, mode="rgb"):
 
     The info dict holds the source's Pillow ``"mode"`` (e.g. ``"RGBA"``, ``"I;16"``),
     its stored ``"size"`` as ``(width, height)`` before EXIF orientation, and its
-    Pillow ``"format"`` (e.g. ``"PNG"``).
+    Pillow ``"format"`` (e.g. ``"PNG"``); a JPEG's also ``"jpeg_luma_table"``, its 64
+    luma quantisation steps in Pillow's order (:mod:`tfcomp.restorer.quality`).
     """
     mode = _check_mode(mode)
     path = _fspath(path)

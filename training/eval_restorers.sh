@@ -21,6 +21,6 @@ done
     --quality 10 20 30 40 --json "$OUT/restorer-gray-bsd68-gray.json" --no-progress
 # Quality-blindness check: the blind model must not hurt at high qualities either.
 .venv/bin/tfcomp evaluate --restorer restorer-blind --data "$DATA/eval/mcmaster" \
-    --quality 50 60 70 80 90 --json "$OUT/restorer-blind-mcmaster-high.json" --no-progress
+    --quality 50 60 70 80 90 95 --json "$OUT/restorer-blind-mcmaster-high.json" --no-progress
 .venv/bin/tfcomp report "$OUT"/restorer-{q10,blind}-mcmaster.json "$OUT"/*-bsd68-gray.json \
     "$OUT/restorer-gray-mcmaster.json" "$OUT/restorer-blind-mcmaster-high.json"

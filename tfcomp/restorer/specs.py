@@ -23,12 +23,13 @@ MODELS = [
         name="restorer-blind",
         kind="restorer",
         description="artifact-removal CNN (313,066 params) + blind quality gate (4,259 params), "
-                    "quality-blind: trained over JPEG q10..90",
+                    "quality-blind: network trained over JPEG q10..90, gate over q10..98",
         builder=_BUILDER, builder_kwargs={"channels": 3, "quality_gate": True},
         weights="restorer-blind.weights.h5",
-        quality_min=10, quality_max=90, quality_default=10,
+        quality_min=10, quality_max=95, quality_default=10,
         exporter="tfcomp.export:ImageToImageExporter",
-        trained_with="see README: training/train_restorer.py --quality-range 10 90 --quality-gate"),
+        trained_with="see README: training/train_restorer.py --quality-range 10 90 --quality-gate, "
+                     "then --quality-range 10 98 --quality-gate --gate-only"),
     ModelSpec(
         name="restorer-gray",
         kind="restorer",
