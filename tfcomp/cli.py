@@ -117,7 +117,7 @@ def _quality_note(path, spec, luma_table):
         return None
     others = [get_spec(n) for n in model_names(kind="restorer") if n != spec.name]
     alternatives = [o.name for o in others if o.quality_min <= est[0] <= o.quality_max]
-    return range_note(os.path.basename(str(path)), spec.name, luma_table, spec.quality_min,
+    return range_note(os.path.basename(str(path)), spec.name, est, spec.quality_min,
                       spec.quality_max, alternatives)
 
 

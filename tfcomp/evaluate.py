@@ -241,7 +241,6 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
             if out_dir:
                 write_image(os.path.join(folder, f"{name}_{model_name}_q{quality}.png"), output)
             same_restored = restore_array(post, same)
-            eq_restored = restore_array(post, eq)
             # The quality one step below eq_q brackets the hiding file's bpp with it: the
             # walk's previous step, or (the walk stopped at `quality`) the step below that.
             lo_q = eq_q - (1 if plain.higher_is_better else -1)
@@ -252,23 +251,33 @@ def evaluate_hiding(model_name, data, quality=None, restorer="restorer-blind", o
                     folder, f"{name}_eq{lo_q}{plain.extension}"))
             else:  # no quality below: the equal-bpp point alone
                 lo_q, lo, lo_bpp = eq_q, eq, eq_bpp
-            lo_restored = (same_restored if lo_q == quality else
-                           eq_restored if lo_q == eq_q else restore_array(post, lo))
-            eq_m, eq_restored_m = _restorer_metrics(image, eq), _restorer_metrics(image, eq_restored)
+            same_m, same_restored_m = (_restorer_metrics(image, same),
+                                       _restorer_metrics(image, same_restored))
+            if eq_q == quality:  # the walk stopped at `quality`: eq is `same`
+                eq_restored, eq_m, eq_restored_m = same_restored, same_m, same_restored_m
+            else:
+                eq_restored = restore_array(post, eq)
+                eq_m = _restorer_metrics(image, eq)
+                eq_restored_m = _restorer_metrics(image, eq_restored)
+            # lo is `same` or `eq` unless it is a third quality: reuse what was measured.
+            if lo_q == quality:
+                lo_m, lo_restored_m = same_m, same_restored_m
+            elif lo_q == eq_q:
+                lo_m, lo_restored_m = eq_m, eq_restored_m
+            else:
+                lo_m = _restorer_metrics(image, lo)
+                lo_restored_m = _restorer_metrics(image, restore_array(post, lo))
             row = {
                 "name": name,
                 "hiding": {"bpp": bpp, **_restorer_metrics(image, output)},
                 "hiding_view": {"bpp": bpp, **_restorer_metrics(image, viewer)},
-                "plain": {"quality": quality, "bpp": same_bpp, **_restorer_metrics(image, same)},
-                "plain_restored": {"quality": quality, "bpp": same_bpp,
-                                   **_restorer_metrics(image, same_restored)},
+                "plain": {"quality": quality, "bpp": same_bpp, **same_m},
+                "plain_restored": {"quality": quality, "bpp": same_bpp, **same_restored_m},
                 "plain_eq": {"quality": eq_q, "bpp": eq_bpp, **eq_m},
                 "plain_eq_restored": {"quality": eq_q, "bpp": eq_bpp, **eq_restored_m},
-                "plain_at_bpp": at_bpp(bpp, (lo_q, lo_bpp, _restorer_metrics(image, lo)),
-                                       (eq_q, eq_bpp, eq_m)),
-                "plain_at_bpp_restored": at_bpp(
-                    bpp, (lo_q, lo_bpp, _restorer_metrics(image, lo_restored)),
-                    (eq_q, eq_bpp, eq_restored_m)),
+                "plain_at_bpp": at_bpp(bpp, (lo_q, lo_bpp, lo_m), (eq_q, eq_bpp, eq_m)),
+                "plain_at_bpp_restored": at_bpp(bpp, (lo_q, lo_bpp, lo_restored_m),
+                                                (eq_q, eq_bpp, eq_restored_m)),
             }
             rows.append(row)
             if figure and name == figure[0]:

@@ -235,10 +235,9 @@ def _decode(fp, name, mode):
             raise InputError(f"{name}: image has zero size ({width}x{height})")
         # The size comes from the header: refuse before anything is allocated.
         limits.check_pixels(width, height, f"{name}: image is too large")
-        if img.format == "JPEG":
-            _check_jpeg_fill(fp, name)
         info = {"mode": img.mode, "size": (width, height), "format": img.format}
         if img.format == "JPEG":
+            _check_jpeg_fill(fp, name)
             tables = getattr(img, "quantization", None) or {}
             if 0 in tables:  # the luma table, for tfcomp.restorer.quality
                 info["jpeg_luma_table"] = tuple(int(v) for v in tables[0])

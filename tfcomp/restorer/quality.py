@@ -43,14 +43,11 @@ def estimate_quality(luma_table):
     return best, costs[best] == 0
 
 
-def range_note(name, model, luma_table, quality_min, quality_max, alternatives=()):
+def range_note(name, model, estimate, quality_min, quality_max, alternatives=()):
     """A one-line note when a JPEG's estimated quality is outside the model's trained range
-    (None inside it, or when the table is unusable). ``alternatives``: restorers whose range
-    holds that quality, named in the note."""
-    est = estimate_quality(luma_table) if luma_table is not None else None
-    if est is None:
-        return None
-    q, exact = est
+    (None inside it). ``estimate``: (quality, exact) from :func:`estimate_quality`.
+    ``alternatives``: restorers whose range holds that quality, named in the note."""
+    q, exact = estimate
     if quality_min <= q <= quality_max:
         return None
     trained = f"q{quality_min}" if quality_min == quality_max else f"q{quality_min}..{quality_max}"
