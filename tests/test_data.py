@@ -82,6 +82,8 @@ def test_list_images_bad_glob(tmp_path):
     {"quality_range": (0, 10)}, {"quality_range": (50, 40)}, {"quality_range": (10, 101)},
     {"quality": 10, "quality_range": (10, 20)},
     {"patch_size": 4}, {"quality_range": (10, 90), "quality_sampling": "beta"},
+    {"scales": ()}, {"scales": (0.0,)}, {"scales": (2.0, 9.0)}, {"rescale_prob": 1.5},
+    {"rescale_prob": -0.1},
 ])
 def test_patch_config_rejects(kwargs):
     with pytest.raises(ValueError):
@@ -166,6 +168,22 @@ def test_augmentation_varies_and_is_seeded(image_dir):
     np.testing.assert_array_equal(again[1], first[1])
     other = _first(patch_dataset(image_dir, cfg, batch_size=B, seed=2))[0]
     assert not np.array_equal(other[1], first[1])
+
+
+def _roughness(patches):
+    """Mean absolute difference of horizontally adjacent pixels, uint8 0..255 units."""
+    return float(np.abs(np.diff(patches.astype(np.float32) * 255.0, axis=2)).mean())
+
+
+def test_enlarging_scales_give_smooth_scaled_up_patches(image_dir):
+    base = dict(patch_size=P, quality=None, rot_prob=0.0, flip_prob=0.0)
+    plain = _first(patch_dataset(image_dir, PatchConfig(rescale_prob=0.0, **base),
+                                 batch_size=B, seed=1))[0][1]
+    big = _first(patch_dataset(image_dir, PatchConfig(rescale_prob=1.0, scales=(3.0,), **base),
+                               batch_size=B, seed=1))[0][1]
+    assert big.shape == plain.shape
+    # An 11x11 window resized up to 32x32: about a third of the pixel-to-pixel change.
+    assert _roughness(big) < 0.6 * _roughness(plain)
 
 
 def test_gray_patches(image_dir):

@@ -343,6 +343,13 @@ def test_cli_help():
     bad = _run([sys.executable, CLI, "--data", "x", "--run-dir", "r", "--quality", "10",
                 "--gate-only"], timeout=60)
     assert bad.returncode == 2 and "--gate-only needs --quality-gate" in bad.stderr
+    assert "--scales" in proc.stdout and "--rescale-prob" in proc.stdout
+    for flags, message in ((["--scales", "0"], "a scale must be in [0.1, 8]"),
+                           (["--scales", "x"], "not a number"),
+                           (["--rescale-prob", "2"], "a probability must be in [0, 1]")):
+        bad = _run([sys.executable, CLI, "--data", "x", "--run-dir", "r", "--quality", "10",
+                    *flags], timeout=60)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
 
 
 def test_cli_rejects_quality_and_quality_range(tmp_path):

@@ -85,6 +85,8 @@ class PatchConfig:
 
     Defaults are the seed project's: a random crop; with p=0.5 a bicubic rescale by
     0.9/0.8/0.7/0.6; with p=0.5 a rotation by 90/180/270; plus horizontal flips with p=0.5.
+    A scale above 1 enlarges (a (p/s)-sized window resized up to p): smooth, scaled-up
+    content such as some of Set14's images, where a restorer must leave accurate files alone.
 
     With `quality_range`, each patch's JPEG quality is drawn from LO..HI: uniformly
     (`quality_sampling="uniform"`) or log-uniformly ("log": density ~ 1/q, so the low
@@ -111,6 +113,10 @@ class PatchConfig:
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if patch_size < 8:
             raise ValueError(f"patch_size must be >= 8, got {patch_size}")
+        if not 0.0 <= rescale_prob <= 1.0:
+            raise ValueError(f"rescale_prob must be in [0, 1], got {rescale_prob}")
+        if not scales or any(not 0.1 <= float(v) <= 8.0 for v in scales):
+            raise ValueError(f"scales must be a non-empty list of factors in [0.1, 8], got {scales}")
         if crops_per_image is not None and not 1 <= crops_per_image <= 256:
             raise ValueError(f"crops_per_image must be in 1..256, got {crops_per_image}")
         self.patch_size = int(patch_size)

@@ -60,6 +60,32 @@ def _restorer_flags(p):
                         "(--init-weights may then be an ungated restorer's file)")
     p.add_argument("--gate-only", action="store_true",
                    help="with --quality-gate: train only the gate, the network stays frozen")
+    p.add_argument("--scales", type=_scale, nargs="+", metavar="S",
+                   help="rescale factors of the augmentation, one drawn per rescaled patch "
+                        "(default 0.9 0.8 0.7 0.6, the seed's); factors above 1 enlarge, "
+                        "e.g. 1.5 2 3 add smooth, scaled-up content")
+    p.add_argument("--rescale-prob", type=_probability, metavar="P",
+                   help="probability that a patch is rescaled (default 0.5)")
+
+
+def _scale(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.1 <= value <= 8.0:
+        raise argparse.ArgumentTypeError(f"a scale must be in [0.1, 8], got {text}")
+    return value
+
+
+def _probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"a probability must be in [0, 1], got {text}")
+    return value
 
 
 def _run_restorer(args, p):
@@ -72,7 +98,8 @@ def _run_restorer(args, p):
                    quality_sampling=args.quality_sampling,
                    identity=not args.random_init, loss_power=args.loss_power,
                    keep_epochs=args.keep_epochs, quality_gate=args.quality_gate,
-                   gate_only=args.gate_only, strategy=strategy)
+                   gate_only=args.gate_only, strategy=strategy, scales=args.scales,
+                   rescale_prob=args.rescale_prob)
 
 
 # -- cwic ---------------------------------------------------------------------------------

@@ -348,8 +348,12 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
                    init_weights=None, seed=0, cpu_devices=1, eval_qualities=None,
                    quality_sampling="uniform", identity=True, loss_power=0.0,
                    precision="float32", keep_epochs=False, quality_gate=False, gate_only=False,
-                   verbose=1, strategy=None, crops_per_image=None, backup_every=None, jit=False):
+                   verbose=1, strategy=None, crops_per_image=None, backup_every=None, jit=False,
+                   scales=None, rescale_prob=None):
     """Trains the artifact-removal CNN with keras fit (MSE); returns the History.
+
+    `scales` / `rescale_prob` replace PatchConfig's rescale augmentation (None: its
+    defaults, the seed project's); factors above 1 enlarge (scaled-up, smooth content).
 
     `quality_sampling` ("uniform" / "log") is how a quality range is drawn (PatchConfig).
     `loss_power` > 0 weights each patch's MSE by its input's MSE to that power
@@ -373,9 +377,14 @@ def train_restorer(*, data, run_dir, out=None, eval_data=None, channels=3,
         raise ValueError("gate_only needs quality_gate")
 
     strategy = strategy or make_strategy(cpu_devices)
+    rescale = {}
+    if scales is not None:
+        rescale["scales"] = tuple(scales)
+    if rescale_prob is not None:
+        rescale["rescale_prob"] = rescale_prob
     config = PatchConfig(patch_size=patch_size, channels=channels, quality=quality,
                          quality_range=quality_range, quality_sampling=quality_sampling,
-                         crops_per_image=crops_per_image)
+                         crops_per_image=crops_per_image, **rescale)
     dataset = patch_dataset(data, config, batch_size, seed=seed)
     if loss_power:
         dataset = dataset.map(lambda x, y: (x, y, relative_weights(x, y, loss_power)))
