@@ -68,24 +68,21 @@ def _restorer_flags(p):
                    help="probability that a patch is rescaled (default 0.5)")
 
 
-def _scale(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.1 <= value <= 8.0:
-        raise argparse.ArgumentTypeError(f"a scale must be in [0.1, 8], got {text}")
-    return value
+def _bounded_float(lo, hi, what):
+    """argparse type: a float in [lo, hi], else a one-line usage error naming `what`."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be in [{lo:g}, {hi:g}], got {text}")
+        return value
+    return parse
 
 
-def _probability(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"a probability must be in [0, 1], got {text}")
-    return value
+_scale = _bounded_float(0.1, 8.0, "a scale")
+_probability = _bounded_float(0.0, 1.0, "a probability")
 
 
 def _run_restorer(args, p):
