@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from tfcomp.bdrate import bd_psnr, bd_rate
+from tfcomp.bdrate import bd_psnr, bd_rate, rate_at_equal_quality
 from tfcomp.errors import InputError
 
 BPP = [0.12, 0.25, 0.5, 0.9, 1.6]
@@ -73,3 +73,24 @@ def test_duplicate_x_values():
     with pytest.raises(InputError, match="duplicate bpp"):
         bd_psnr(BPP, PSNR, [0.5, 0.5, 1.0], [30.0, 31.0, 33.0])
     assert np.isfinite(bd_psnr([0.2, 0.5, 1.0], [30.0, 30.0, 33.0], BPP, PSNR)["bd_psnr"])
+
+
+def test_rate_at_equal_quality_reads_the_anchor_curve():
+    # On an anchor point: the anchor's own bpp; half of it is -50 %.
+    r = rate_at_equal_quality(BPP, PSNR, BPP[2] / 2, PSNR[2])
+    assert r["anchor_bpp"] == pytest.approx(BPP[2], rel=1e-12)
+    assert r["saving"] == pytest.approx(-50.0, abs=1e-9)
+    # Between two points on a two-point anchor (PCHIP is linear in ln bpp): the geometric mean.
+    r = rate_at_equal_quality([1.0, 4.0], [30.0, 40.0], 2.0, 35.0)
+    assert r["anchor_bpp"] == pytest.approx(2.0, rel=1e-12) and r["saving"] == pytest.approx(0.0, abs=1e-9)
+    # Consistent with bd_rate: a test curve at 0.8x the anchor's bits reads -20 % at each point.
+    for b, q in zip(BPP, PSNR):
+        assert rate_at_equal_quality(BPP, PSNR, 0.8 * b, q)["saving"] == pytest.approx(-20.0, abs=1e-9)
+
+
+def test_rate_at_equal_quality_outside_the_anchor_range_and_bad_points():
+    assert rate_at_equal_quality(BPP, PSNR, 0.1, PSNR[0] - 0.01) is None
+    assert rate_at_equal_quality(BPP, PSNR, 2.0, PSNR[-1] + 0.01) is None
+    for bpp, q in ((0.0, 30.0), (-1.0, 30.0), (float("nan"), 30.0), (0.5, float("inf"))):
+        with pytest.raises(InputError):
+            rate_at_equal_quality(BPP, PSNR, bpp, q)

@@ -87,6 +87,27 @@ def test_plot_with_bd_rate(capsys, tmp_path):
     assert json.loads((tmp_path / "bd.json").read_text())[0]["bd_rate_psnr"] == pytest.approx(-50.0)
 
 
+def test_report_compares_each_point_at_equal_quality(capsys, tmp_path):
+    # A codec at 0.8x JPEG's bits, with MS-SSIM missing: every point reads -20.0 % at equal
+    # PSNR, "-" at equal MS-SSIM; a point above JPEG's measured range reads "-".
+    def result(name, scale, extra=()):
+        pts = [{"quality": q, "bpp": b * scale, "psnr": p, "ms_ssim": None, "ms_ssim_db": None}
+               for q, b, p in ((10, 0.3, 27.0), (30, 0.6, 30.0), (60, 1.0, 33.0), (90, 2.0, 38.0))
+               + tuple(extra)]
+        return {"codec": name, "data": "x", "points": pts}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps(result("jpeg", 1.0)))
+    b.write_text(json.dumps(result("less", 0.8, [(99, 3.0, 41.0)])))
+    code, out, _ = run(capsys, "report", a, b)
+    assert code == 0
+    table = out.split("at the same quality", 1)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| less |")]
+    assert len(rows) == 5
+    for line in rows[:4]:
+        assert line.endswith("| -20.0 % | - | - |"), line
+    assert rows[4].endswith("| 2.400 | - | - | - | - |"), rows[4]
+
+
 @pytest.mark.parametrize("case", ["missing", "text_as_png", "truncated_jpeg", "unknown_codec",
                                   "bad_quality", "no_output_dir", "directory_input", "garbage"])
 def test_bad_input_clear_error_no_output(capsys, tmp_path, png, case):

@@ -5,7 +5,7 @@ from scipy.interpolate import PchipInterpolator
 
 from .errors import InputError
 
-__all__ = ["bd_rate", "bd_psnr"]
+__all__ = ["bd_rate", "bd_psnr", "rate_at_equal_quality"]
 
 
 def _curve(label, bpp, quality):
@@ -80,3 +80,24 @@ def bd_psnr(anchor_bpp, anchor_quality, test_bpp, test_quality):
         "anchor_points": int(anchor_bpp.size),
         "test_points": int(test_bpp.size),
     }
+
+
+def rate_at_equal_quality(anchor_bpp, anchor_quality, bpp, quality):
+    """Bits of one test point against the anchor at the same quality, in percent.
+
+    The anchor's ln(bpp) is the PCHIP function of quality that bd_rate integrates; it is read
+    at `quality` (no extrapolation). Returns {"anchor_bpp": the anchor's interpolated bpp,
+    "saving": 100 * (bpp / anchor_bpp - 1), negative = the test point needs fewer bits}, or
+    None when `quality` is outside the anchor's measured range. Unlike the BD-rate, which
+    averages over the range both curves cover (and so moves when an end point moves), it
+    compares one point with the curve it is set against.
+    """
+    anchor_bpp, anchor_quality = _curve("anchor", anchor_bpp, anchor_quality)
+    bpp, quality = float(bpp), float(quality)
+    if not (np.isfinite(bpp) and np.isfinite(quality)) or bpp <= 0:
+        raise InputError(f"test point: bpp must be positive and both values finite, got {bpp}, {quality}")
+    if not anchor_quality.min() <= quality <= anchor_quality.max():
+        return None
+    fit = _fit("anchor", anchor_quality, np.log(anchor_bpp), "quality")
+    at = float(np.exp(fit(quality)))
+    return {"anchor_bpp": at, "saving": 100.0 * (bpp / at - 1.0)}
