@@ -417,6 +417,38 @@ def test_generator_weights_alone_restore_inference(tmp_path):
     np.testing.assert_allclose(fresh(x).numpy(), model((sem, dec)).numpy(), atol=1e-6)
 
 
+def test_init_weights_take_a_whole_model_or_a_generator_alone(tmp_path, caplog):
+    trained = tiny_model(2)
+    rng = np.random.default_rng(1)
+    for net in (trained.generator, trained.discriminator):
+        net.set_weights([w + 0.05 * rng.standard_normal(w.shape) for w in net.get_weights()])
+    whole, gen = str(tmp_path / "m.weights.h5"), str(tmp_path / "g.weights.h5")
+    trained.save_weights(whole)
+    trained.generator.save_weights(gen)
+
+    def same(a, b):
+        return all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+    model = tiny_model(2)
+    assert jpdse.load_init_weights(model, whole) == "model"
+    assert same(model.generator, trained.generator) and same(model.discriminator, trained.discriminator)
+    model = tiny_model(2)
+    fresh_d = [w.copy() for w in model.discriminator.get_weights()]
+    with caplog.at_level(logging.WARNING, logger="tfcomp.jpdse.model"):
+        assert jpdse.load_init_weights(model, gen) == "generator"
+    assert "generator alone" in caplog.text
+    assert same(model.generator, trained.generator)
+    assert all(np.array_equal(a, b) for a, b in zip(model.discriminator.get_weights(), fresh_d))
+    # Another configuration's file is refused whole, not half-loaded.
+    other = str(tmp_path / "narrow.weights.h5")
+    build_generator("narrow").save_weights(other)
+    model = tiny_model(2)
+    before = [w.copy() for w in model.generator.get_weights()]
+    with pytest.raises(ValueError):
+        jpdse.load_init_weights(model, other)
+    assert all(np.array_equal(a, b) for a, b in zip(model.generator.get_weights(), before))
+
+
 # MirroredStrategy -----------------------------------------------------------------------
 
 MIRRORED_SCRIPT = textwrap.dedent("""

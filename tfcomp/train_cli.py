@@ -206,7 +206,9 @@ JPDSE_DOC = """Train JPD-SE (Duan et al. 2022): semantic-aware enhancement of BP
 Phase 1: semantic image synthesis (decoded input zeroed; GAN + feature matching + VGG).
 Phase 2: all losses on BPG-decoded inputs (adds the L1 distortion).
 Phase 3: distortion (L1) only.
-Each phase is its own run (resumable); start a phase from the previous one's weights.
+Each phase is its own run (resumable); start a phase from the previous one's weights
+(--init-weights: a whole model's --out file, or a generator's alone such as a shipped
+tfcomp/weights/jpdse-bpg-*.weights.h5, whose discriminator then starts fresh).
 --data is a Cityscapes-layout folder; the city "lindau" is held out (tfcomp.jpdse.semantic).
 Example (see README for the exact commands of the shipped models):
   tfcomp train jpdse --data ../shared/data/cityscapes_sample --phase 1 \\

@@ -574,7 +574,8 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
 
     BPG-decoded inputs come from tfcomp.jpdse.data (cached per QP under `cache_dir`); the
     held-out split at `eval_qp` is the validation set. `init_weights`: the previous phase's
-    weights (generator + discriminator). `out` gets the generator + discriminator weights,
+    weights (generator + discriminator), or a generator's alone (a shipped model's file: the
+    discriminator then starts fresh). `out` gets the generator + discriminator weights,
     `generator_out` the generator's alone (what the jpdse-bpg codec ships). `label_scale`:
     train on the semantics a receiver decodes from coarse side information (1 = lossless).
     `crop` = (W, H): train on random windows of the frames (validation: whole frames).
@@ -582,7 +583,7 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     """
     from .evaluate import progress
     from .jpdse.data import frame_dataset, prepare_frames
-    from .jpdse.model import build_jpdse
+    from .jpdse.model import build_jpdse, load_init_weights
     from .jpdse.semantic import cityscapes_frames, split_frames
 
     strategy = strategy or make_strategy(cpu_devices)
@@ -612,7 +613,8 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
                                       steps=steps, steps_per_epoch=steps_per_epoch,
                                       strategy=strategy, validation=validation,
                                       init_weights=init_weights, verbose=verbose,
-                                      callbacks=[logger], backup_every=backup_every)
+                                      callbacks=[logger], backup_every=backup_every,
+                                      init_loader=load_init_weights)
     if generator_out and is_chief(strategy):
         os.makedirs(os.path.dirname(os.path.abspath(generator_out)), exist_ok=True)
         model.generator.save_weights(generator_out)

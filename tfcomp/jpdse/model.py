@@ -35,7 +35,7 @@ __all__ = ["NUM_LABELS", "SEMANTIC_CHANNELS", "INPUT_CHANNELS", "CONFIGS", "PHAS
            "InstanceNorm", "ReflectionPad2D", "AvgPoolExcludePad", "size_multiple",
            "build_generator", "build_discriminator", "lsgan_d_loss", "lsgan_g_loss",
            "feature_matching_loss", "distortion_loss", "VGGPerceptual", "JpdseModel",
-           "build_jpdse"]
+           "build_jpdse", "load_init_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -600,3 +600,23 @@ def build_jpdse(config="narrow", phase=2, vgg_weights=None, **loss_weights):
     model((semantics, image))
     discriminator(tf.concat([semantics, image], axis=-1))
     return model
+
+
+def load_init_weights(model, path):
+    """Loads a JpdseModel's start weights: a whole model's file (generator + discriminator,
+    what `train_jpdse --out` writes) or a generator's alone (`--generator-out`, the file a
+    registry model ships), checked layer by layer (models.load_weights_checked) so that a
+    file of another configuration is refused instead of half-loaded. Returns "model" or
+    "generator"; with a generator file the discriminator keeps its initial weights."""
+    from ..models import load_weights_checked
+    try:
+        load_weights_checked(model, path)
+        return "model"
+    except ValueError as whole:
+        try:
+            load_weights_checked(model.generator, path)
+        except ValueError:
+            raise whole from None
+    log.warning(
+        "%s holds a generator alone: the discriminator starts from its initial weights", path)
+    return "generator"
