@@ -50,10 +50,8 @@ def codec_markdown(results):
         text += f"\n\nBD-rate against {label_of(results[0])} (%; negative = fewer bits):\n\n"
         text += markdown_table(["codec", "BD-rate PSNR", "over PSNR (dB)", "BD-rate MS-SSIM",
                                 "over MS-SSIM (dB)"], bd)
-        rows = [(r["codec"], r["quality"], _cell(r["bpp"], 3),
-                 *(x for key in ("psnr", "ms_ssim_db") for x in
-                   (_cell(r[key] and r[key]["anchor_bpp"], 3), _percent(r[key] and r[key]["saving"]))))
-                for r in point_savings(results, 0)]
+        rows = [(r["codec"], r["quality"], _cell(r["bpp"], 3), *_saving_cells(r["psnr"]),
+                 *_saving_cells(r["ms_ssim_db"])) for r in point_savings(results, 0)]
         text += (f"\n\nEach point against {label_of(results[0])} at the same quality (its bpp read off "
                  f"{label_of(results[0])}'s curve; '-' outside the range it measured):\n\n")
         text += markdown_table(["codec", "quality", "bpp", f"{label_of(results[0])} bpp at equal PSNR",
@@ -61,25 +59,29 @@ def codec_markdown(results):
     return text
 
 
-def _percent(value):
-    return "-" if value is None else f"{value:+.1f} %"
+def _saving_cells(entry):
+    """(anchor bpp, bits) cells of one rate_at_equal_quality() result ('-' for None)."""
+    if entry is None:
+        return "-", "-"
+    return _cell(entry["anchor_bpp"], 3), f"{entry['saving']:+.1f} %"
 
 
 def point_savings(results, anchor_index=0):
     """Each point of each non-anchor codec result against the anchor at equal PSNR and at
     equal MS-SSIM (dB): rows {"codec", "quality", "bpp", "psnr", "ms_ssim_db"}, the last two
     rate_at_equal_quality() results (None outside the anchor's range or without the metric)."""
-    anchor = results[anchor_index]
+    anchor = results[anchor_index]["points"]
+    curves = {key: ([a["bpp"] for a in anchor], [a.get(key) for a in anchor])
+              for key in ("psnr", "ms_ssim_db")}
     rows = []
     for i, result in enumerate(results):
         if i == anchor_index:
             continue
         for p in result["points"]:
             row = {"codec": label_of(result), "quality": p["quality"], "bpp": p["bpp"]}
-            for key in ("psnr", "ms_ssim_db"):
+            for key, (anchor_bpp, anchor_quality) in curves.items():
                 try:
-                    row[key] = rate_at_equal_quality([a["bpp"] for a in anchor["points"]],
-                                                     [a[key] for a in anchor["points"]], p["bpp"], p[key])
+                    row[key] = rate_at_equal_quality(anchor_bpp, anchor_quality, p["bpp"], p[key])
                 except (InputError, TypeError, KeyError):
                     row[key] = None
             rows.append(row)
