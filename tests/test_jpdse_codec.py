@@ -169,6 +169,57 @@ def test_evaluate_jpdse_counts_side_info(generator):
     assert outputs[("jpdse-bpg-p3", "s", 36)].shape == rgb.shape
 
 
+def test_evaluate_jpdse_with_a_candidates_weights(generator, tmp_path):
+    """`weights={model: file}` evaluates that generator instead of the shipped one (the path
+    training/eval_jpdse.py --weights takes), and the result says which file it was."""
+    import dataclasses
+    from tfcomp.evaluate import evaluate_jpdse
+    spec = dataclasses.replace(models.get_spec("jpdse-bpg-p3"), codec_settings={},
+                               builder_kwargs={"config": "tiny"})
+    models._REGISTRY["jpdse-bpg-p3"] = spec  # restored by the fixture's monkeypatch
+    tf.keras.utils.set_random_seed(7)
+    mine = build_generator("tiny")
+    path = str(tmp_path / "cand.weights.h5")
+    mine.save_weights(path)
+    rgb, labels, instances = scene()
+    records = [{"name": "s", "rgb": rgb, "labels": labels, "instances": instances}]
+    shipped, out_shipped = evaluate_jpdse(records, [36], ["jpdse-bpg-p3"], show_progress=False)
+    cand, out_cand = evaluate_jpdse(records, [36], ["jpdse-bpg-p3"], show_progress=False,
+                                    weights={"jpdse-bpg-p3": path})
+    assert cand[1]["options"]["weights"] == path and "weights" not in shipped[1]["options"]
+    want = get_codec("jpdse-bpg", labels=labels, instances=instances, weights=path)
+    np.testing.assert_array_equal(out_cand[("jpdse-bpg-p3", "s", 36)],
+                                  want.decode(want.encode(rgb, 36)))
+    assert not np.array_equal(out_cand[("jpdse-bpg-p3", "s", 36)],
+                              out_shipped[("jpdse-bpg-p3", "s", 36)])
+    with pytest.raises(InputError, match="not evaluated"):
+        evaluate_jpdse(records, [36], ["jpdse-bpg-p3"], weights={"jpdse-bpg-p2": path})
+    with pytest.raises(InputError, match="existing .weights.h5"):
+        evaluate_jpdse(records, [36], ["jpdse-bpg-p3"], weights={"jpdse-bpg-p3": "none.h5"})
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--weights", "jpdse-bpg-p3"], "MODEL=FILE"),
+    (["--weights", "jpdse-bpg-p9=W", "--out", "o"], "not in --models"),
+    (["--weights", "jpdse-bpg-p3=missing.weights.h5", "--out", "o"], "existing .weights.h5"),
+    (["--weights", "jpdse-bpg-p3=W"], "needs --out"),
+])
+def test_eval_script_weights_flag_errors(flags, message, tmp_path, capsys):
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "training", "eval_jpdse.py")
+    spec = importlib.util.spec_from_file_location("eval_jpdse", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    weights = tmp_path / "g.weights.h5"
+    weights.write_bytes(b"")
+    flags = [str(weights) if f == "W" else f.replace("=W", f"={weights}") for f in flags]
+    with pytest.raises(SystemExit) as e:
+        script.main(["--data", str(tmp_path), "--models", "jpdse-bpg-p3"] + flags)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and "Traceback" not in err
+    assert not os.path.exists("o")
+
+
 SHARED_CITYSCAPES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
                                  "cityscapes_sample")
 

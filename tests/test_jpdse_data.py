@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tfcomp.errors import InputError
-from tfcomp.jpdse.data import CROP_ALIGN, frame_dataset
+from tfcomp.jpdse.data import CROP_ALIGN, frame_dataset, multi_size_dataset
 
 
 def records(n=2, h=64, w=96):
@@ -45,7 +45,31 @@ def test_crop_larger_than_the_frames_is_refused():
         frame_dataset(records(), crop=(128, 16))
 
 
+def test_several_sizes_are_mixed_and_each_crop_comes_from_one_of_them():
+    small, big = records(h=32, w=48), records(h=64, w=96)
+    ds = multi_size_dataset([small, big], crop=(32, 16), batch_size=2, seed=1)
+    seen = set()
+    for (sem, dec), tgt in ds.take(24):
+        assert sem.shape == (2, 16, 32, 36) and dec.shape == tgt.shape == (2, 16, 32, 3)
+        t = np.round(tgt.numpy()[0] * 255).astype(np.uint8)
+        # (training crops are mirrored half of the time)
+        where = {k for k, recs in enumerate((small, big)) for rec in recs
+                 for y in range(0, rec["rgb"].shape[0] - 16 + 1, CROP_ALIGN)
+                 for x in range(0, rec["rgb"].shape[1] - 32 + 1, CROP_ALIGN)
+                 for w in (t, t[:, ::-1])
+                 if np.array_equal(rec["rgb"][y:y + 16, x:x + 32], w)}
+        assert len(where) == 1
+        seen |= where
+    assert seen == {0, 1}  # both sizes are drawn
+    with pytest.raises(InputError, match="crop"):
+        multi_size_dataset([small, big], crop=None)
+
+
 @pytest.mark.parametrize("flags, message", [
+    (["--crop", "256", "256", "--extra-sizes", "1536"], "W H pairs"),
+    (["--extra-sizes", "1536", "768"], "needs --crop"),
+    (["--crop", "256", "256", "--extra-sizes", "1530", "768"], "multiples of 8"),
+    (["--crop", "256", "256", "--extra-sizes", "512", "128"], "larger than --extra-sizes"),
     (["--crop", "250", "256"], "multiples of 8"),
     (["--crop", "2048", "256"], "larger than --size"),
     (["--size", "1004", "512"], "multiples of 8"),

@@ -321,13 +321,24 @@ def _image_row(name, reference, decoded, nbytes):
             "ms_ssim": metrics.ms_ssim(reference, decoded) if min(h, w) >= 161 else None}
 
 
-def evaluate_jpdse(records, qps, model_names, data="<records>", out_dir=None, show_progress=True):
+def evaluate_jpdse(records, qps, model_names, data="<records>", out_dir=None, show_progress=True,
+                   weights=None):
     """Plain BPG vs the jpdse-bpg models on prepared frames (tfcomp.jpdse.data records).
 
     Every jpdse-bpg file is really written (BPG stream + side information + header) and its
-    bytes give the bpp. Returns (results list in the interfaces.md codec layout, first
-    one plain BPG; {(model, name, qp): decoded image} for figures).
+    bytes give the bpp. `weights`: {model: .weights.h5} to evaluate a generator of that
+    model's architecture (e.g. a training run's --generator-out) instead of the shipped file;
+    its result records the file in "options". Returns (results list in the interfaces.md
+    codec layout, first one plain BPG; {(model, name, qp): decoded image} for figures).
     """
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(model_names))
+    if unknown:
+        raise InputError(f"weights given for {', '.join(unknown)}, which is not evaluated "
+                         f"(models: {', '.join(model_names)})")
+    for m, path in weights.items():
+        if not os.path.isfile(path) or not str(path).endswith(".weights.h5"):
+            raise InputError(f"weights for {m}: {path} is not an existing .weights.h5 file")
     from .codecs import bpg
     plain = {q: [] for q in qps}
     ours = {m: {q: [] for q in qps} for m in model_names}
@@ -342,7 +353,7 @@ def evaluate_jpdse(records, qps, model_names, data="<records>", out_dir=None, sh
             outputs[("bpg", name, q)] = decoded
             for m in model_names:
                 codec = get_codec("jpdse-bpg", labels=rec["labels"], instances=rec["instances"],
-                                  model=m)
+                                  model=m, weights=weights.get(m))
                 blob = codec.encode(rgb, q)
                 if folder:
                     write_bytes(os.path.join(folder, f"{name}_{m}_qp{q}.jpdse"), blob)
@@ -350,5 +361,7 @@ def evaluate_jpdse(records, qps, model_names, data="<records>", out_dir=None, sh
                 ours[m][q].append(_image_row(name, rgb, out, len(blob)))
                 outputs[(m, name, q)] = out
     results = [_codec_result("bpg", data, plain)]
-    results += [_codec_result(m, data, ours[m], {"side_info": "counted"}) for m in model_names]
+    results += [_codec_result(m, data, ours[m], {"side_info": "counted",
+                                                 **({"weights": weights[m]} if m in weights else {})})
+                for m in model_names]
     return results, outputs

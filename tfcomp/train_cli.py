@@ -239,6 +239,10 @@ def _jpdse_flags(p):
     p.add_argument("--crop", type=int, nargs=2, metavar=("W", "H"),
                    help="train on random W x H windows of the frames at --size (default: "
                         "whole frames); validation always uses whole frames")
+    p.add_argument("--extra-sizes", type=int, nargs="+", default=[], metavar="N",
+                   help="more working sizes to train on, as W H pairs (e.g. 1536 768 2048 1024: "
+                        "--crop windows of the frames at several scales, one size per batch "
+                        "drawn uniformly); needs --crop; validation stays at --size")
     p.add_argument("--qps", type=int, nargs="+", default=[33, 36, 39, 42],
                    help="BPG QPs of the training inputs (default: the paper's 33 36 39 42)")
     p.add_argument("--eval-qp", type=int, default=36, help="QP of the validation inputs")
@@ -271,6 +275,16 @@ def _check_jpdse(args, p):
             p.error(f"{what} {w} {h}: both sides must be positive multiples of {m}")
     if args.crop and (args.crop[0] > args.size[0] or args.crop[1] > args.size[1]):
         p.error(f"--crop {args.crop[0]} {args.crop[1]} is larger than --size")
+    if args.extra_sizes:
+        if len(args.extra_sizes) % 2:
+            p.error("--extra-sizes takes W H pairs (an even number of values)")
+        if not args.crop:
+            p.error("--extra-sizes needs --crop (batches of frames at several sizes must agree)")
+        for w, h in zip(args.extra_sizes[::2], args.extra_sizes[1::2]):
+            if w <= 0 or h <= 0 or w % m or h % m:
+                p.error(f"--extra-sizes {w} {h}: both sides must be positive multiples of {m}")
+            if args.crop[0] > w or args.crop[1] > h:
+                p.error(f"--crop {args.crop[0]} {args.crop[1]} is larger than --extra-sizes {w} {h}")
 
 
 def _run_jpdse(args, p):
@@ -290,7 +304,8 @@ def _run_jpdse(args, p):
                 loss_weights=dict(lambda_gan=args.lambda_gan, lambda_fm=args.lambda_fm,
                                   lambda_vgg=args.lambda_vgg, lambda_dist=args.lambda_dist),
                 strategy=strategy, generator_out=args.generator_out,
-                label_scale=args.label_scale, crop=tuple(args.crop) if args.crop else None)
+                label_scale=args.label_scale, crop=tuple(args.crop) if args.crop else None,
+                extra_sizes=list(zip(args.extra_sizes[::2], args.extra_sizes[1::2])))
 
 
 # -- the table and the entry points -------------------------------------------------------

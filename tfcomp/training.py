@@ -569,7 +569,7 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
                 loss_weights=None, steps=2000, steps_per_epoch=100, batch_size=1,
                 lr_schedule="2e-4", init_weights=None, seed=0, cpu_devices=1, verbose=1,
                 strategy=None, generator_out=None, label_scale=1, crop=None,
-                backup_every=None, precision="float32", jit=False):
+                backup_every=None, precision="float32", jit=False, extra_sizes=()):
     """Trains JPD-SE (one phase) on the Cityscapes frames under `data` (train split).
 
     BPG-decoded inputs come from tfcomp.jpdse.data (cached per QP under `cache_dir`); the
@@ -579,10 +579,12 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     `generator_out` the generator's alone (what the jpdse-bpg codec ships). `label_scale`:
     train on the semantics a receiver decodes from coarse side information (1 = lossless).
     `crop` = (W, H): train on random windows of the frames (validation: whole frames).
+    `extra_sizes`: more working sizes ((W, H), ...) whose crops are mixed into training with
+    `size`'s, one size per batch drawn uniformly (needs `crop`; validation stays at `size`).
     `precision` and `jit` as in train_restorer.
     """
     from .evaluate import progress
-    from .jpdse.data import frame_dataset, prepare_frames
+    from .jpdse.data import frame_dataset, multi_size_dataset, prepare_frames
     from .jpdse.model import build_jpdse, load_init_weights
     from .jpdse.semantic import cityscapes_frames, split_frames
 
@@ -590,9 +592,15 @@ def train_jpdse(*, data, run_dir, out=None, phase=2, config="narrow", size=(512,
     _check_replica_batch(batch_size, strategy)  # fit_and_save does not see the batch size
     train, heldout = split_frames(cityscapes_frames(data))
     show = (lambda it: progress(it, len(it), "BPG cache")) if verbose else None
-    records = prepare_frames(train, qps, size, cache_dir, progress=show)
-    dataset = frame_dataset(records, qps, batch_size, flip=True, seed=seed,
-                            label_scale=label_scale, crop=crop)
+    if extra_sizes:
+        by_size = [prepare_frames(train, qps, tuple(s), cache_dir, progress=show)
+                   for s in [size, *extra_sizes]]
+        dataset = multi_size_dataset(by_size, crop, qps, batch_size, seed=seed,
+                                     label_scale=label_scale)
+    else:
+        records = prepare_frames(train, qps, size, cache_dir, progress=show)
+        dataset = frame_dataset(records, qps, batch_size, flip=True, seed=seed,
+                                label_scale=label_scale, crop=crop)
     held = prepare_frames(heldout, (eval_qp,), size, cache_dir)
     validation = frame_dataset(held, (eval_qp,), 1, flip=False, repeat=False, shuffle=False,
                                label_scale=label_scale)

@@ -5,6 +5,9 @@ Writes results/jpdse/{bpg,<model>}.json (interfaces.md codec layout), an RD plot
 numbers against BPG and a side-by-side figure, and prints the README table. Example:
   python training/eval_jpdse.py --data ../shared/data/cityscapes_sample \\
       --models jpdse-bpg-p2 jpdse-bpg-p3
+A candidate generator (a training run's --generator-out) in place of a shipped one:
+  python training/eval_jpdse.py --data ../shared/data/cityscapes_sample --models jpdse-bpg-p3 \\
+      --weights jpdse-bpg-p3=runs/jpdse-p3c/generator.weights.h5 --out runs/jpdse-p3c/eval
 """
 
 import argparse
@@ -21,9 +24,28 @@ def main(argv=None):
     p.add_argument("--size", type=int, nargs=2, default=(1024, 512), metavar=("W", "H"),
                    help="working resolution (default 1024 512, the shipped models')")
     p.add_argument("--cache-dir", default="runs/jpdse-cache", help="BPG cache of tfcomp.jpdse.data")
-    p.add_argument("--out", default="results/jpdse", help="output folder")
+    p.add_argument("--weights", action="append", default=[], metavar="MODEL=FILE",
+                   help="evaluate FILE (.weights.h5 of MODEL's architecture, e.g. a training "
+                        "run's --generator-out) instead of MODEL's shipped weights; repeatable; "
+                        "needs --out, so that results/jpdse keeps the shipped models' numbers")
+    p.add_argument("--out", help="output folder (default results/jpdse)")
     p.add_argument("--figure-qp", type=int, default=39, help="QP of the side-by-side figure")
     args = p.parse_args(argv)
+    weights = {}
+    for item in args.weights:
+        model, sep, path = item.partition("=")
+        if not sep or not model or not path:
+            p.error(f"--weights {item}: expected MODEL=FILE")
+        if model not in args.models:
+            p.error(f"--weights {item}: {model} is not in --models ({' '.join(args.models)})")
+        if model in weights:
+            p.error(f"--weights: {model} is given twice")
+        if not os.path.isfile(path) or not path.endswith(".weights.h5"):
+            p.error(f"--weights {item}: {path} is not an existing .weights.h5 file")
+        weights[model] = path
+    if weights and not args.out:
+        p.error("--weights needs --out (results/jpdse holds the shipped models' numbers)")
+    args.out = args.out or "results/jpdse"
 
     from tfcomp.errors import TfcompError
     from tfcomp.evaluate import evaluate_jpdse
@@ -36,7 +58,7 @@ def main(argv=None):
         _, heldout = split_frames(cityscapes_frames(args.data))
         records = prepare_frames(heldout, args.qps, tuple(args.size), args.cache_dir)
         results, outputs = evaluate_jpdse(records, args.qps, args.models,
-                                          data=f"{args.data} (held-out city)")
+                                          data=f"{args.data} (held-out city)", weights=weights)
     except TfcompError as e:
         print(f"eval_jpdse: error: {e}", file=sys.stderr)
         return 2

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["prepare_frames", "frame_dataset", "DEFAULT_QPS"]
+__all__ = ["prepare_frames", "frame_dataset", "multi_size_dataset", "DEFAULT_QPS"]
 
 #: The paper's BPG qualities.
 DEFAULT_QPS = (33, 36, 39, 42)
@@ -127,3 +127,25 @@ def frame_dataset(records, qps=None, batch_size=1, flip=True, seed=0, repeat=Tru
 
     ds = ds.enumerate().map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size, drop_remainder=repeat).prefetch(tf.data.AUTOTUNE)
+
+
+def multi_size_dataset(records_by_size, crop, qps=None, batch_size=1, seed=0, label_scale=1):
+    """Random `crop` windows of the same frames at several working sizes, mixed.
+
+    `records_by_size`: one list of records (`prepare_frames`) per working size, e.g. the frames
+    at 1024x512, 1536x768 and 2048x1024. Each batch comes from one size, drawn uniformly (a
+    seeded draw), so every size is seen equally often whatever its area: a few frames give
+    content at several scales instead of the same windows again and again.
+    """
+    import tensorflow as tf
+
+    if not records_by_size:
+        raise InputError("multi_size_dataset: no sizes")
+    if crop is None:
+        raise InputError("training at several sizes needs a crop (the batches must agree)")
+    sets = [frame_dataset(recs, qps, batch_size, flip=True, seed=seed + 7919 * k, repeat=True,
+                          shuffle=True, label_scale=label_scale, crop=crop)
+            for k, recs in enumerate(records_by_size)]
+    if len(sets) == 1:
+        return sets[0]
+    return tf.data.Dataset.sample_from_datasets(sets, seed=seed).prefetch(tf.data.AUTOTUNE)
