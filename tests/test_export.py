@@ -57,14 +57,15 @@ def exported(registered, tmp_path_factory):
     """`tfcomp export --format all --check` of the registered tiny model."""
     model, weights = registered
     out = str(tmp_path_factory.mktemp("exported"))
+    check_json = str(tmp_path_factory.mktemp("check") / "parity.json")
     import contextlib
     import io
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         code = main(["export", "--model", NAME, "--format", "all", "--out", out,
-                     "--weights", weights, "--check"])
+                     "--weights", weights, "--check", "--check-json", check_json])
     return {"model": model, "weights": weights, "out": out, "code": code, "stdout": buf.getvalue(),
-            "sm": os.path.join(out, NAME, "1")}
+            "sm": os.path.join(out, NAME, "1"), "check_json": check_json}
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +273,55 @@ def test_export_user_errors_are_one_line(capsys, registered, exported, tmp_path)
                            "savedmodel", "--out", exported["out"])
     assert code == 1 and "already exists" in err and "--force" in err
     assert not [f for f in os.listdir(tmp_path)]  # nothing written by failed commands
+
+
+def _record_rows(path):
+    """The rows of a `--check-json` file, strictly parsed, with "inf" / null back as floats."""
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+    with open(path) as f:
+        record = json.load(f, parse_constant=refuse)
+    num = {"inf": float("inf"), "-inf": float("-inf"), None: float("nan")}
+    return record, [{k: num.get(v, v) if k.startswith("psnr") else v for k, v in r.items()}
+                    for r in record["rows"]]
+
+
+def test_check_json_holds_the_printed_rows_and_settings(exported):
+    from tfcomp.zoo import weights_digest
+    record, rows = _record_rows(exported["check_json"])
+    table = E.format_parity(rows).splitlines()
+    printed = exported["stdout"].splitlines()
+    start = printed.index(table[0])
+    assert printed[start:start + len(table)] == table  # same rows, same numbers
+    assert len(rows) == len(table) - 2 == 7  # header and rule; SavedModel 2, TFLite 4, ONNX 1
+    assert f"{exported['check_json']}: the parity rows as JSON" in exported["stdout"]
+    assert record["model"] == record["name"] == NAME and record["check_quality"] == 20
+    assert record["check_size"] == [96, 128] and record["format"] == "all"
+    assert record["weights"] == os.path.abspath(exported["weights"])
+    assert record["weights_sha256"] == weights_digest(exported["weights"])
+    assert all(r["ok"] and r["images"] == 3 and r["size"] == [96, 128] for r in rows)
+    assert rows[0]["psnr_vs_tf"] == float("inf") and rows[0]["tolerance"] == E.TOLERANCES[
+        "float32"]
+
+
+def test_check_json_needs_check_and_is_written_when_a_row_fails(capsys, registered, tmp_path,
+                                                               monkeypatch):
+    _, weights = registered
+    out, check_json = tmp_path / "out", tmp_path / "parity.json"
+    args = ("export", "--model", NAME, "--weights", weights, "--format", "tflite", "--out", out,
+            "--check-json", check_json)
+    code, stdout, err = run_cli(capsys, *args)
+    assert code == 2 and err == "tfcomp export: error: --check-json needs --check\n", err
+    assert not stdout and not os.path.exists(out) and not os.path.exists(check_json)
+    monkeypatch.setitem(E.TOLERANCES["float32"], "max_abs", -1.0)  # every float32 row fails
+    code, stdout, err = run_cli(capsys, *args, "--check")
+    assert code == 1 and "parity outside tolerance" in err and "FAIL" in stdout
+    record, rows = _record_rows(check_json)
+    assert record["format"] == "tflite" and record["quantize"] is None
+    assert [(r["runtime"], r["ok"]) for r in rows] == [("tf.lite", False),
+                                                        ("ai-edge-litert", False)]
+    assert E.format_parity(rows) in stdout
+    assert [f.name for f in tmp_path.iterdir() if f.name.startswith(".")] == []  # no temp file
 
 
 def test_versions_force_and_models_config_keeps_hand_edits(registered, tmp_path):

@@ -272,10 +272,16 @@ def cmd_plot(args):
 
 def cmd_export(args):
     from .export import export_command
+    if args.check_json and not args.check:
+        print("tfcomp export: error: --check-json needs --check", file=sys.stderr)
+        return 2
     if args.version < 1:
         raise TfcompError(f"--version must be a positive integer, got {args.version}")
+    if args.check_json:
+        _check_output(args.check_json)  # before the exports, not after
     return export_command(args.model, args.format, args.out, check=args.check,
-                          check_quality=args.check_quality, weights=args.weights, name=args.name,
+                          check_quality=args.check_quality, check_json=args.check_json,
+                          weights=args.weights, name=args.name,
                           quantize=args.quantize, tile=args.tile, version=args.version,
                           force=args.force, opset=args.opset, serving_base=args.serving_base,
                           max_pixels=args.max_pixels)
@@ -445,6 +451,8 @@ def build_parser():
                    "photo crops and print the parity table (exit 1 outside tolerance)")
     s.add_argument("--check-quality", type=int, help="quality of the check images (JPEG "
                    "quality, BPG QP; default: 20 for restorers, the model's own otherwise)")
+    s.add_argument("--check-json", metavar="FILE", help="with --check: also write the parity "
+                   "rows and the check's settings to FILE (JSON; written when a row fails too)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("serve", help="TF-Serving-compatible REST + gRPC server",

@@ -29,6 +29,7 @@ import abc
 import datetime
 import importlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -45,14 +46,15 @@ __all__ = [
     "export_savedmodel", "export_tflite", "export_onnx", "export", "export_command",
     "find_savedmodels", "update_models_config", "representative_images", "parity_images",
     "photo_crops", "run_tflite", "run_onnx", "parity", "format_parity", "parity_row",
-    "read_manifest", "load_custom_ops", "codec_rows", "not_applicable", "MANIFEST",
+    "parity_record", "read_manifest", "load_custom_ops", "codec_rows", "not_applicable",
+    "MANIFEST",
 ]
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float32", "float16", "int8")
 #: The TFLite quantisations `--format all` writes: int8 is explicit only (`--format tflite
 #: --quantize int8`), since it does not meet its tolerance for the shipped restorers
-#: (README: the measured loss is 1.2-2.0 dB).
+#: (README: the measured loss is 1.1-1.9 dB).
 ALL_QUANTIZATIONS = ("float32", "float16")
 DEFAULT_OPSET = 17
 OPSETS = range(13, 18)
@@ -975,9 +977,10 @@ def not_applicable(exporter, fmt="all"):
 
 
 def export_command(model, fmt, out_dir, check=False, check_quality=None, weights=None,
-                   name=None, echo=print, **options):
+                   name=None, echo=print, check_json=None, **options):
     """`tfcomp export`: exports, prints what was written and "n/a: what: reason" for what
-    cannot exist, and with ``check`` the parity table; 0, or TfcompError when a check fails."""
+    cannot exist, and with ``check`` the parity table (and writes it to ``check_json``, even
+    when a row fails); 0, or TfcompError when a check fails."""
     max_pixels = options.pop("max_pixels", DEFAULT_MAX_PIXELS)
     extra = {"max_pixels": max_pixels} if max_pixels != DEFAULT_MAX_PIXELS else {}
     exporter = get_exporter(model, name, weights, **extra)
@@ -997,6 +1000,10 @@ def export_command(model, fmt, out_dir, check=False, check_quality=None, weights
         echo(f"parity against TF on {exporter.check_description(quality)} (max|err| on [0, 1]; "
              "PSNR in dB against the uncompressed crop):")
         echo(format_parity(rows))
+        if check_json:
+            from .imageio import write_json
+            write_json(check_json, parity_record(exporter, rows, quality, fmt, options))
+            echo(f"{check_json}: the parity rows as JSON")
         failed = [f"{r['format']}/{r['network'] or '-'}/{r['quantization']}/{r['runtime']}"
                   for r in rows if not r["ok"]]
         if failed:
@@ -1195,6 +1202,37 @@ def format_parity(rows):
     return format_table(["format", "network", "quant", "runtime", "max|err|", "PSNR vs TF",
                          "PSNR in", "PSNR TF", "PSNR export", "delta dB", "ms/img", "tolerance"],
                         table)
+
+
+#: The keys of a parity row that `--check-json` keeps (what format_parity prints, and more).
+RECORD_KEYS = ("format", "network", "quantization", "runtime", "note", "images", "size",
+               "max_abs", "levels", "psnr_vs_tf", "psnr_in", "psnr_tf", "psnr_export",
+               "delta_db", "ms", "tolerance", "ok")
+
+
+def parity_record(exporter, rows, quality, fmt="all", options=None):
+    """The `--check-json` record: the check's settings and its rows (strict JSON: an infinite
+    PSNR is the string "inf", a missing baseline null)."""
+    import tensorflow as tf
+    from . import __version__
+    from .zoo import weights_digest
+
+    def value(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None if v != v else str(v)
+        return v
+    options, spec, weights = options or {}, exporter.spec, exporter.weights
+    digest = None
+    if weights and os.path.isfile(weights):  # shipped: its file name, as in zoo.json
+        digest = weights_digest(weights, spec.tables_path if spec is not None else None)
+        weights = spec.weights if spec is not None and weights == spec.weights_path else weights
+    return {"model": exporter.model_name, "name": exporter.name, "kind": exporter.kind,
+            "weights": weights, "weights_sha256": digest, "format": fmt,
+            "quantize": options.get("quantize"), "tile": options.get("tile"),
+            "check_quality": quality, "check": exporter.check_description(quality),
+            "check_size": list(exporter.check_size), "tfcomp": __version__,
+            "tensorflow": tf.__version__,
+            "rows": [{k: value(r[k]) for k in RECORD_KEYS if k in r} for r in rows]}
 
 
 def _db(v):
