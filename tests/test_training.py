@@ -433,10 +433,16 @@ def test_gate_stats_cli(tmp_path):
     """The shipped blind model's gate opens wider for a heavily compressed image."""
     script = os.path.join(ROOT, "training", "gate_stats.py")
     data = _write_images(tmp_path / "data", n=2, size=96)
-    proc = _run([sys.executable, script, "--data", str(data), "--quality", "10", "95"], timeout=120)
+    proc = _run([sys.executable, script, "--data", str(data), "--quality", "10", "95",
+                 "--json", str(tmp_path / "gate.json")], timeout=120)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()[1:]]
     means = {int(r[0]): [float(v) for v in r[1].split("/")] for r in rows}
     assert sorted(means) == [10, 95] and min(means[10]) > max(means[95])
+    import json
+    saved = json.loads((tmp_path / "gate.json").read_text())
+    assert saved["model"] == "restorer-blind" and sorted(saved["gate"]) == ["10", "95"]
+    for q, mean in means.items():  # the table prints the saved numbers rounded
+        assert np.allclose(saved["gate"][str(q)]["mean"], mean, atol=0.005)
     bad = _run([sys.executable, script, "--model", "restorer-q10", "--data", str(data)], timeout=120)
     assert bad.returncode == 2 and "no quality gate" in bad.stderr and "Traceback" not in bad.stderr

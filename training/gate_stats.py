@@ -5,6 +5,8 @@ and g near 0 "leave the image alone".
 
   python training/gate_stats.py --data ../shared/data/eval/mcmaster
   python training/gate_stats.py --weights runs/gate3/final.weights.h5 --quality 10 50 90
+  python training/gate_stats.py --quality 10 40 70 90 95 98 \
+      --json results/restorers/restorer-blind-gate-mcmaster.json   # the README's numbers
 
 Logic: tfcomp.evaluate.gate_statistics.
 """
@@ -26,6 +28,8 @@ def main(argv=None):
                    help="image folder or glob (default %(default)s)")
     p.add_argument("--quality", type=int, nargs="+", default=[10, 20, 30, 40, 50, 60, 70, 80, 90],
                    help="JPEG qualities (default 10..90 in steps of 10)")
+    p.add_argument("--json", help="also write the statistics here (with the model, weights "
+                                  "and data they were measured on)")
     args = p.parse_args(argv)
     from tfcomp.errors import TfcompError
     from tfcomp.evaluate import gate_statistics
@@ -35,6 +39,11 @@ def main(argv=None):
             raise TfcompError("--quality values must be in 1..100")
         model = load_model(args.model, weights=args.weights)
         stats = gate_statistics(model, args.data, args.quality)
+        if args.json:
+            from tfcomp.imageio import write_json
+            write_json(args.json, {"model": args.model, "weights": args.weights or "shipped",
+                                   "data": args.data, "jpeg": "Pillow 4:2:0 (registry jpeg)",
+                                   "gate": {str(q): s for q, s in stats.items()}})
     except (TfcompError, OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
