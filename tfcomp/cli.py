@@ -166,8 +166,8 @@ def cmd_evaluate(args):
         model = None
         if args.weights:  # a checkpoint of that architecture instead of the shipped file
             from .errors import InputError
-            if not os.path.isfile(args.weights) or not args.weights.endswith(".weights.h5"):
-                raise InputError(f"--weights: {args.weights} is not an existing .weights.h5 file")
+            from .evaluate import check_weights_file
+            check_weights_file(args.weights)
             try:
                 model = load_model(args.restorer, weights=args.weights)
             except InputError as e:

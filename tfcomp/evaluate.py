@@ -21,6 +21,12 @@ def progress(iterable, total, desc, enabled=True):
                 leave=False)
 
 
+def check_weights_file(path, what="--weights"):
+    """InputError unless `path` is an existing .weights.h5 file (a user's own weights)."""
+    if not os.path.isfile(path) or not str(path).endswith(".weights.h5"):
+        raise InputError(f"{what}: {path} is not an existing .weights.h5 file")
+
+
 def _items(data):
     """[(name, path-or-array)] from a directory/glob or an explicit list of pairs; InputError
     when there are none (the first check of every evaluation)."""
@@ -337,8 +343,7 @@ def evaluate_jpdse(records, qps, model_names, data="<records>", out_dir=None, sh
         raise InputError(f"weights given for {', '.join(unknown)}, which is not evaluated "
                          f"(models: {', '.join(model_names)})")
     for m, path in weights.items():
-        if not os.path.isfile(path) or not str(path).endswith(".weights.h5"):
-            raise InputError(f"weights for {m}: {path} is not an existing .weights.h5 file")
+        check_weights_file(path, f"weights for {m}")
     from .codecs import bpg
     plain = {q: [] for q in qps}
     ours = {m: {q: [] for q in qps} for m in model_names}

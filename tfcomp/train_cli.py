@@ -268,23 +268,20 @@ def _check_jpdse(args, p):
     if args.exclude:
         p.error("--exclude is for the image-folder models; jpdse takes its train split of "
                 "Cityscapes (its held-out frames are chosen by tfcomp.jpdse.data)")
+    if len(args.extra_sizes) % 2:
+        p.error("--extra-sizes takes W H pairs (an even number of values)")
+    args.extra_sizes = list(zip(args.extra_sizes[::2], args.extra_sizes[1::2]))
+    if args.extra_sizes and not args.crop:
+        p.error("--extra-sizes needs --crop (batches of frames at several sizes must agree)")
     from .jpdse.model import size_multiple
     m = size_multiple(args.config)
-    for what, (w, h) in (("--size", args.size), ("--crop", args.crop or args.size)):
+    sizes = [("--size", args.size)] + [("--extra-sizes", s) for s in args.extra_sizes]
+    for what, (w, h) in sizes + [("--crop", args.crop or args.size)]:
         if w <= 0 or h <= 0 or w % m or h % m:
             p.error(f"{what} {w} {h}: both sides must be positive multiples of {m}")
-    if args.crop and (args.crop[0] > args.size[0] or args.crop[1] > args.size[1]):
-        p.error(f"--crop {args.crop[0]} {args.crop[1]} is larger than --size")
-    if args.extra_sizes:
-        if len(args.extra_sizes) % 2:
-            p.error("--extra-sizes takes W H pairs (an even number of values)")
-        if not args.crop:
-            p.error("--extra-sizes needs --crop (batches of frames at several sizes must agree)")
-        for w, h in zip(args.extra_sizes[::2], args.extra_sizes[1::2]):
-            if w <= 0 or h <= 0 or w % m or h % m:
-                p.error(f"--extra-sizes {w} {h}: both sides must be positive multiples of {m}")
-            if args.crop[0] > w or args.crop[1] > h:
-                p.error(f"--crop {args.crop[0]} {args.crop[1]} is larger than --extra-sizes {w} {h}")
+    for what, (w, h) in sizes if args.crop else ():
+        if args.crop[0] > w or args.crop[1] > h:
+            p.error(f"--crop {args.crop[0]} {args.crop[1]} is larger than {what} {w} {h}")
 
 
 def _run_jpdse(args, p):
@@ -305,7 +302,7 @@ def _run_jpdse(args, p):
                                   lambda_vgg=args.lambda_vgg, lambda_dist=args.lambda_dist),
                 strategy=strategy, generator_out=args.generator_out,
                 label_scale=args.label_scale, crop=tuple(args.crop) if args.crop else None,
-                extra_sizes=list(zip(args.extra_sizes[::2], args.extra_sizes[1::2])))
+                extra_sizes=args.extra_sizes)  # (W, H) pairs since _check_jpdse
 
 
 # -- the table and the entry points -------------------------------------------------------

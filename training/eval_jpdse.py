@@ -31,6 +31,8 @@ def main(argv=None):
     p.add_argument("--out", help="output folder (default results/jpdse)")
     p.add_argument("--figure-qp", type=int, default=39, help="QP of the side-by-side figure")
     args = p.parse_args(argv)
+    from tfcomp.errors import InputError
+    from tfcomp.evaluate import check_weights_file
     weights = {}
     for item in args.weights:
         model, sep, path = item.partition("=")
@@ -40,8 +42,10 @@ def main(argv=None):
             p.error(f"--weights {item}: {model} is not in --models ({' '.join(args.models)})")
         if model in weights:
             p.error(f"--weights: {model} is given twice")
-        if not os.path.isfile(path) or not path.endswith(".weights.h5"):
-            p.error(f"--weights {item}: {path} is not an existing .weights.h5 file")
+        try:  # here, before the frames are prepared; evaluate_jpdse checks it again
+            check_weights_file(path, f"--weights {item}")
+        except InputError as e:
+            p.error(str(e))
         weights[model] = path
     if weights and not args.out:
         p.error("--weights needs --out (results/jpdse holds the shipped models' numbers)")

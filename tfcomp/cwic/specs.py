@@ -23,8 +23,9 @@ _HOW = {"cwic": ("MS-SSIM", "training/train_cwic.py --distortion ms-ssim --mse-w
         "cwic-mse": ("MSE", "training/train_cwic.py --distortion mse --precision mixed_bfloat16 ")}
 _TRAINED = [
     ("cwic", 1, 0.15, "--target 0.15 --gamma 0.4: 4,000 steps from the first cwic-2"),
-    ("cwic", 2, 0.33, "--target 0.33 --gamma 0.1: 4,000 steps (ms-ssim only) + 20,000 + 14,000"),
-    ("cwic", 3, 0.6, "--target 0.6 --gamma 0.1: 4,000 steps from cwic-2 (lr 2.5e-5)"),
+    ("cwic", 2, 0.33, "--target 0.33 --gamma 0.1: 4,000 steps (ms-ssim only) + 20,000 + 14,000 "
+                       "+ 2 x 5,000 (192x192 patches)"),
+    ("cwic", 3, 0.6, "--target 0.6 --gamma 0.1: 4,000 steps from the third cwic-2 (lr 2.5e-5)"),
     ("cwic-mse", 1, 0.15, "--target 0.15 --gamma 8e-3: 4,000 steps from cwic-mse-2"),
     ("cwic-mse", 2, 0.33, "--target 0.33 --gamma 2e-3: 14,000 steps from cwic-2 + 12,000"),
     ("cwic-mse", 3, 0.6, "--target 0.6 --gamma 2e-3: 4,000 steps from cwic-mse-2"),

@@ -146,6 +146,4 @@ def multi_size_dataset(records_by_size, crop, qps=None, batch_size=1, seed=0, la
     sets = [frame_dataset(recs, qps, batch_size, flip=True, seed=seed + 7919 * k, repeat=True,
                           shuffle=True, label_scale=label_scale, crop=crop)
             for k, recs in enumerate(records_by_size)]
-    if len(sets) == 1:
-        return sets[0]
     return tf.data.Dataset.sample_from_datasets(sets, seed=seed).prefetch(tf.data.AUTOTUNE)
